@@ -201,7 +201,7 @@ func (c *Counter) WriteFrame(prefix, body []byte) error {
 		return ErrClosed
 	}
 	c.bytes.Add(int64(len(prefix) + len(body)))
-	if n := c.frames.Add(1); n >= c.target.Load() {
+	if n, t := c.frames.Add(1), c.target.Load(); t > 0 && n >= t {
 		c.mu.Lock()
 		if c.reached != nil && n >= c.target.Load() {
 			close(c.reached)
