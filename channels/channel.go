@@ -66,6 +66,7 @@ const (
 var (
 	errChannelEnded  = errors.New("channel ended")
 	errSessionClosed = errors.New("session is closing")
+	errWaitCanceled  = errors.New("wait canceled")
 )
 
 func (h *Hub) newChannel(service, name string) *Channel {

@@ -1,6 +1,7 @@
 package channels
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -82,6 +83,23 @@ func (s *Session) enqueue(f outFrame) {
 	}
 }
 
+// QueueLimit is the most bytes the session may have queued.
+func (s *Session) QueueLimit() int { return s.queue.limit }
+
+// WaitQueueBelow waits until at most n bytes are queued for the session (or
+// being written to it). A service streaming to one session uses it to go
+// at the session's pace instead of overflowing its queue. It fails when the
+// session closes or ctx ends.
+func (s *Session) WaitQueueBelow(ctx context.Context, n int) error {
+	if err := s.queue.waitBelow(ctx.Done(), n); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return err
+	}
+	return nil
+}
+
 // errorCommand builds an `error` reply.
 func errorCommand(ref, text string) *api.Command {
 	return &api.Command{Ref: ref, Body: &api.Command_Error{Error: text}}
@@ -111,8 +129,8 @@ func (s *Session) HandleFrame(frame []byte) {
 	if s.draining.Load() {
 		return
 	}
-	cmd := new(api.Command)
-	if err := proto.Unmarshal(frame, cmd); err != nil {
+	cmd, err := decodeCommand(frame)
+	if err != nil {
 		s.hub.unknown.FramesIn(1, len(frame))
 		s.Reject(CloseReason{ReasonUndecodable.Code, ReasonUndecodable.Label, "undecodable frame: " + err.Error()})
 		return

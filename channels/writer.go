@@ -67,7 +67,9 @@ type outFrame struct {
 // size is what a frame costs in the queue.
 func (f *outFrame) size() int { return len(f.body) + 8 }
 
-// writeQueue is a session's outgoing queue, bounded in bytes.
+// writeQueue is a session's outgoing queue, bounded in bytes. The bytes
+// count what is queued and what the writer has taken but not yet written,
+// so the bound holds for everything the session has in memory.
 type writeQueue struct {
 	limit  int
 	wake   chan struct{} // capacity 1: "there is something to do"
@@ -80,6 +82,7 @@ type writeQueue struct {
 	closing bool // no more frames are accepted
 	flush   bool // when closing: write what is queued first
 	reason  CloseReason
+	drained chan struct{} // closed when bytes go down; nil while nobody waits
 }
 
 func newWriteQueue(limit int) *writeQueue {
@@ -133,15 +136,52 @@ func (q *writeQueue) close(reason CloseReason, flush bool) bool {
 }
 
 // take removes and returns everything queued, reusing spare as the next
-// backing array.
+// backing array. The batch still counts against the limit until release.
 func (q *writeQueue) take(spare []outFrame) (batch []outFrame, closing, flush bool, reason CloseReason) {
 	q.mu.Lock()
 	batch = q.frames
 	q.frames = spare[:0]
-	q.bytes = 0
 	closing, flush, reason = q.closing, q.flush, q.reason
 	q.mu.Unlock()
 	return batch, closing, flush, reason
+}
+
+// release uncounts n written bytes and wakes whoever waits for room.
+func (q *writeQueue) release(n int) {
+	q.mu.Lock()
+	q.bytes -= n
+	if q.drained != nil {
+		close(q.drained)
+		q.drained = nil
+	}
+	q.mu.Unlock()
+}
+
+// waitBelow waits until at most n bytes are queued or in flight.
+func (q *writeQueue) waitBelow(done <-chan struct{}, n int) error {
+	for {
+		q.mu.Lock()
+		if q.closing {
+			q.mu.Unlock()
+			return errSessionClosed
+		}
+		if q.bytes <= n {
+			q.mu.Unlock()
+			return nil
+		}
+		if q.drained == nil {
+			q.drained = make(chan struct{})
+		}
+		drained := q.drained
+		q.mu.Unlock()
+		select {
+		case <-drained:
+		case <-q.closed:
+			return errSessionClosed
+		case <-done:
+			return errWaitCanceled
+		}
+	}
 }
 
 // writeLoop is the session's writer goroutine: the only one that writes to
@@ -172,6 +212,7 @@ func (s *Session) writeLoop(pingInterval time.Duration) {
 		if closing && !flush {
 			batch = nil
 		}
+		written := 0
 		for i := range batch {
 			f := &batch[i]
 			head := prefix[:0]
@@ -186,8 +227,10 @@ func (s *Session) writeLoop(pingInterval time.Duration) {
 			if f.stats != nil {
 				f.stats.FramesOut(1, len(head)+len(f.body))
 			}
+			written += f.size()
 			*f = outFrame{} // let the body go
 		}
+		s.queue.release(written)
 		spare = batch
 		if closing {
 			s.conn.Close(reason.Code, reason.Text)

@@ -7,10 +7,13 @@
 package services
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"sort"
 	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/conman-dev/conman/channels"
 )
@@ -19,10 +22,24 @@ import (
 type Env struct {
 	// Workspace is the absolute path of the workspace root.
 	Workspace string
-	// DataDir is the daemon's own directory (never served to clients).
+	// DataDir is the daemon's own directory (never served to clients). A
+	// service keeps its state in DataDir/<its name>.
 	DataDir string
 	// Logger is the daemon's logger.
 	Logger *slog.Logger
+	// Hub is the daemon's session hub: channel-0 handlers, broadcasts to
+	// every session.
+	Hub *channels.Hub
+	// Metrics is where a service registers its own collectors.
+	Metrics prometheus.Registerer
+}
+
+// Stopper is implemented by services that hold resources beyond their
+// channels (a watcher, a supervisor, a store). Stop is called once at
+// shutdown, after every channel has ended, in the reverse order of
+// registration; ctx bounds it.
+type Stopper interface {
+	Stop(ctx context.Context) error
 }
 
 // Constructor builds a service for env.
@@ -59,18 +76,26 @@ func Names() []string {
 	return names
 }
 
-// Build constructs every registered service for env.
-func Build(env Env) (*channels.Registry, error) {
-	reg := channels.NewRegistry()
+// Build constructs every registered service for env into reg, in name
+// order. It returns the services that need stopping, in the order they
+// should stop (the reverse of construction).
+func Build(env Env, reg *channels.Registry) ([]Stopper, error) {
+	var stoppers []Stopper
 	for _, name := range Names() {
 		mu.Lock()
 		c := constructors[name]
 		mu.Unlock()
 		svc, err := c(env)
 		if err != nil {
+			for _, s := range stoppers {
+				s.Stop(context.Background())
+			}
 			return nil, fmt.Errorf("service %s: %w", name, err)
 		}
 		reg.Register(name, svc)
+		if s, ok := svc.(Stopper); ok {
+			stoppers = append([]Stopper{s}, stoppers...)
+		}
 	}
-	return reg, nil
+	return stoppers, nil
 }

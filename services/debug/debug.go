@@ -9,7 +9,8 @@
 //     field addresses (0 everyone including the sender, > 1 that session,
 //     < 0 everyone but that session), then answered with ok;
 //   - debug{text: "flood N BYTES"} sends the requester N output messages of
-//     BYTES bytes each, then ok (N ≤ 1,000,000, BYTES ≤ 1 MiB);
+//     BYTES bytes each, then ok (N ≤ 1,000,000, BYTES ≤ 1 MiB), at the pace
+//     the requester reads them, as a well-behaved producer does;
 //   - channel-0 bodies (openChan, closeChanRes, containerState, ...) are
 //     not meaningful here and are answered "unsupported command".
 //
@@ -116,7 +117,11 @@ func (in *instance) flood(ctx context.Context, req *channels.Request, text strin
 		return nil, fmt.Errorf("flood: at most %d messages of at most %d bytes", maxFloodCount, maxFloodBytes)
 	}
 	payload := strings.Repeat("x", size)
-	for i := 0; i < count && ctx.Err() == nil; i++ {
+	highWater := req.Session.QueueLimit() / 2
+	for i := 0; i < count; i++ {
+		if err := req.Session.WaitQueueBelow(ctx, highWater); err != nil {
+			return nil, err
+		}
 		in.ch.SendTo(req.Session, &api.Command{Body: &api.Command_Output{Output: payload}})
 	}
 	return &api.Command{Body: &api.Command_Ok{Ok: &api.OK{}}}, nil
