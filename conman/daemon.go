@@ -109,6 +109,7 @@ func New(cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	d.stoppers = stoppers
+	d.log.Debug("services built", "names", reg.Names())
 
 	d.edge, err = web.NewEdge(web.Options{
 		Hub:          d.hub,

@@ -67,6 +67,7 @@ type Options struct {
 type Edge struct {
 	opts     Options
 	log      *slog.Logger
+	refusals *refusalLog
 	origins  map[string]bool
 	upgrader websocket.Upgrader
 	bufs     sync.Pool // read buffers, shared by all connections
@@ -98,7 +99,7 @@ func NewEdge(opts Options) (*Edge, error) {
 	if opts.Metrics == nil {
 		opts.Metrics = nopMetrics{}
 	}
-	e := &Edge{opts: opts, log: opts.Logger, origins: make(map[string]bool)}
+	e := &Edge{opts: opts, log: opts.Logger, refusals: newRefusalLog(opts.Logger), origins: make(map[string]bool)}
 	for _, o := range opts.AllowOrigins {
 		norm, err := NormalizeOrigin(o)
 		if err != nil {
@@ -206,7 +207,7 @@ func (e *Edge) CheckHost(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !IsLoopbackHost(r.Host) {
 			e.opts.Metrics.Rejected("host_not_loopback")
-			e.log.Warn("request refused: Host is not a loopback name", "host", truncate(r.Host, 100), "path", r.URL.Path)
+			e.refusals.Warn("request refused: Host is not a loopback name", "host", truncate(r.Host, 100), "path", redactPath(r.URL.Path))
 			http.Error(w, "forbidden: this daemon only answers to a loopback Host", http.StatusForbidden)
 			return
 		}
@@ -233,7 +234,7 @@ func tokenFromPath(r *http.Request) string {
 func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if ok, reason := e.originAllowed(r); !ok {
 		e.opts.Metrics.Rejected(reason)
-		e.log.Warn("websocket refused", "reason", reason, "origin", truncate(r.Header.Get("Origin"), 200))
+		e.refusals.Warn("websocket refused", "reason", reason, "origin", truncate(r.Header.Get("Origin"), 200))
 		http.Error(w, "forbidden: origin not allowed", http.StatusForbidden)
 		return
 	}
@@ -253,7 +254,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			reason = labeled.Reason()
 		}
 		e.opts.Metrics.AuthFailed(reason)
-		e.log.Warn("token refused", "reason", reason, "remote", r.RemoteAddr)
+		e.refusals.Warn("token refused", "reason", reason, "remote", r.RemoteAddr)
 		conn.Close(channels.ClosePolicyViolation, authErr.Error())
 		drain(ws)
 		ws.Close()

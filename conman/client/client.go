@@ -46,6 +46,9 @@ type Options struct {
 	HandshakeTimeout time.Duration
 	// ReadLimit bounds one frame from the server (default 64 MiB).
 	ReadLimit int64
+	// OnPing, when set, is called from the reader goroutine for every
+	// websocket ping before it is answered.
+	OnPing func()
 }
 
 // ErrClosed is returned once the connection has ended.
@@ -104,6 +107,16 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Client, error) {
 		return nil, fmt.Errorf("client: dial: %w", err)
 	}
 	ws.SetReadLimit(opts.ReadLimit)
+	if opts.OnPing != nil {
+		ws.SetPingHandler(func(data string) error {
+			opts.OnPing()
+			err := ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+			if errors.Is(err, websocket.ErrCloseSent) {
+				return nil
+			}
+			return err
+		})
+	}
 	c := &Client{
 		ws:       ws,
 		opts:     opts,

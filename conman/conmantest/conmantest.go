@@ -10,16 +10,21 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/conman-dev/conman/conman"
 	"github.com/conman-dev/conman/conman/auth"
@@ -282,4 +287,50 @@ func (p *Process) Token(t testing.TB, user string, extra ...string) string {
 		t.Fatalf("conman token: %v", err)
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// Metrics scrapes addr's /metrics and returns every sample keyed by its
+// name and sorted labels, as `name{a="x",b="y"}` (histograms by their
+// _count and _sum).
+func Metrics(t testing.TB, addr string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatalf("scrape: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("scrape: HTTP %d", resp.StatusCode)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("scrape: %v", err)
+	}
+	out := map[string]float64{}
+	for name, fam := range families {
+		for _, m := range fam.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+			}
+			sort.Strings(labels)
+			key := name
+			if len(labels) > 0 {
+				key += "{" + strings.Join(labels, ",") + "}"
+			}
+			switch {
+			case m.Counter != nil:
+				out[key] = m.Counter.GetValue()
+			case m.Gauge != nil:
+				out[key] = m.Gauge.GetValue()
+			case m.Untyped != nil:
+				out[key] = m.Untyped.GetValue()
+			case m.Histogram != nil:
+				out[strings.Replace(key, name, name+"_count", 1)] = float64(m.Histogram.GetSampleCount())
+				out[strings.Replace(key, name, name+"_sum", 1)] = m.Histogram.GetSampleSum()
+			}
+		}
+	}
+	return out
 }
