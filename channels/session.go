@@ -28,6 +28,7 @@ type Session struct {
 	draining   atomic.Bool // frames are no longer dispatched
 	closeOnce  sync.Once
 	overflowed atomic.Bool
+	aborting   sync.WaitGroup // transport closes started by abort
 
 	// mu guards the following.
 	mu       sync.Mutex
@@ -79,8 +80,25 @@ func (s *Session) enqueue(f outFrame) {
 	if _, overflow := s.queue.push(f); overflow && s.overflowed.CompareAndSwap(false, true) {
 		s.hub.metrics.QueueOverflow()
 		s.log.Warn("closing session: write queue overflow", "limit_bytes", s.queue.limit)
-		s.queue.close(ReasonOverflow, false)
+		s.abort(ReasonOverflow)
 	}
+}
+
+// abort ends the session's transport at once, without writing what is
+// queued: the writer may be blocked on a peer that stopped reading, and
+// only closing the transport releases it. The close runs in a goroutine of
+// its own (a transport's Close may take its close-handshake time) so the
+// caller, often a broadcast holding a channel's lock, never waits; Close
+// waits for it.
+func (s *Session) abort(reason CloseReason) {
+	if !s.queue.close(reason, false) {
+		return
+	}
+	s.aborting.Add(1)
+	go func() {
+		defer s.aborting.Done()
+		s.conn.Close(reason.Code, reason.Text)
+	}()
 }
 
 // QueueLimit is the most bytes the session may have queued.
@@ -290,6 +308,7 @@ func (s *Session) Close(reason CloseReason) {
 			<-s.writerDone
 		}
 		timer.Stop()
+		s.aborting.Wait()
 		s.queue.mu.Lock()
 		first := s.queue.reason
 		s.queue.mu.Unlock()
