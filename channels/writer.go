@@ -62,6 +62,9 @@ type outFrame struct {
 	channel int32
 	body    []byte
 	stats   ServiceMetrics
+	// oversized frames were bigger than the queue's limit and let into an
+	// empty queue; they do not count against the limit for later frames.
+	oversized bool
 }
 
 // size is what a frame costs in the queue.
@@ -76,9 +79,10 @@ type writeQueue struct {
 	closed chan struct{} // closed by the first close
 
 	// mu guards the following.
-	mu      sync.Mutex
-	frames  []outFrame
-	bytes   int
+	mu        sync.Mutex
+	frames    []outFrame
+	bytes     int // queued or being written, oversized frames included
+	oversized int // the part of bytes taken by oversized frames
 	closing bool // no more frames are accepted
 	flush   bool // when closing: write what is queued first
 	reason  CloseReason
@@ -97,9 +101,12 @@ func (q *writeQueue) signal() {
 }
 
 // push queues a frame. It never blocks. It reports false when the queue is
-// closing, and overflow when accepting the frame would exceed the limit (a
-// frame larger than the limit is accepted only into an empty queue, so one
-// big reply can always go out).
+// closing, and overflow when accepting the frame would exceed the limit.
+// A frame larger than the limit is accepted only into an empty queue, so
+// one big reply can always go out (a service sending one waits for the
+// queue to drain first); while it is queued or being written it does not
+// count against the limit, so ordinary traffic goes on beside it. Memory is
+// bounded by the limit plus one such frame.
 func (q *writeQueue) push(f outFrame) (ok, overflow bool) {
 	q.mu.Lock()
 	if q.closing {
@@ -107,7 +114,12 @@ func (q *writeQueue) push(f outFrame) (ok, overflow bool) {
 		return false, false
 	}
 	n := f.size()
-	if q.bytes > 0 && q.bytes+n > q.limit {
+	counted := q.bytes - q.oversized
+	switch {
+	case n > q.limit && q.bytes == 0:
+		f.oversized = true
+		q.oversized += n
+	case counted+n > q.limit:
 		q.mu.Unlock()
 		return false, true
 	}
@@ -146,10 +158,12 @@ func (q *writeQueue) take(spare []outFrame) (batch []outFrame, closing, flush bo
 	return batch, closing, flush, reason
 }
 
-// release uncounts n written bytes and wakes whoever waits for room.
-func (q *writeQueue) release(n int) {
+// release uncounts n written bytes, of which oversized were oversized
+// frames, and wakes whoever waits for room.
+func (q *writeQueue) release(n, oversized int) {
 	q.mu.Lock()
 	q.bytes -= n
+	q.oversized -= oversized
 	if q.drained != nil {
 		close(q.drained)
 		q.drained = nil
@@ -212,7 +226,7 @@ func (s *Session) writeLoop(pingInterval time.Duration) {
 		if closing && !flush {
 			batch = nil
 		}
-		written := 0
+		written, writtenOversized := 0, 0
 		for i := range batch {
 			f := &batch[i]
 			head := prefix[:0]
@@ -228,9 +242,12 @@ func (s *Session) writeLoop(pingInterval time.Duration) {
 				f.stats.FramesOut(1, len(head)+len(f.body))
 			}
 			written += f.size()
+			if f.oversized {
+				writtenOversized += f.size()
+			}
 			*f = outFrame{} // let the body go
 		}
-		s.queue.release(written)
+		s.queue.release(written, writtenOversized)
 		spare = batch
 		if closing {
 			s.conn.Close(reason.Code, reason.Text)
