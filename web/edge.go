@@ -108,7 +108,10 @@ func NewEdge(opts Options) (*Edge, error) {
 		e.origins[norm] = true
 	}
 	e.upgrader = websocket.Upgrader{
-		ReadBufferSize:  4096,
+		// No read buffer of its own: gorilla then reads through the
+		// HTTP server's 4 KiB bufio.Reader, which the hijack hands
+		// over, instead of keeping both. Write buffers come from a pool
+		// and are held only while a frame is written.
 		WriteBufferSize: 4096,
 		WriteBufferPool: &sync.Pool{},
 		// Origins are checked before the upgrade, in ServeHTTP.
@@ -267,9 +270,18 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ws.Close()
 		return
 	}
-	reason := e.readLoop(ws, sess)
-	sess.Close(reason)
-	ws.Close()
+	// The read loop gets a goroutine of its own and the HTTP handler
+	// returns: the server then drops everything it kept for the request
+	// (its buffered writer, the request, a deep stack), which would
+	// otherwise stay for the life of the connection. The edge owns the
+	// goroutine and waits for it in Wait.
+	e.conns.Add(1)
+	go func() {
+		defer e.conns.Done()
+		reason := e.readLoop(ws, sess)
+		sess.Close(reason)
+		ws.Close()
+	}()
 }
 
 // drain reads until the peer's close frame or the close deadline, so the
