@@ -81,12 +81,12 @@ type writeQueue struct {
 	// mu guards the following.
 	mu        sync.Mutex
 	frames    []outFrame
-	bytes     int // queued or being written, oversized frames included
-	oversized int // the part of bytes taken by oversized frames
-	closing bool // no more frames are accepted
-	flush   bool // when closing: write what is queued first
-	reason  CloseReason
-	drained chan struct{} // closed when bytes go down; nil while nobody waits
+	bytes     int  // queued or being written, oversized frames included
+	oversized int  // the part of bytes taken by oversized frames
+	closing   bool // no more frames are accepted
+	flush     bool // when closing: write what is queued first
+	reason    CloseReason
+	drained   chan struct{} // closed when bytes go down; nil while nobody waits
 }
 
 func newWriteQueue(limit int) *writeQueue {
