@@ -29,6 +29,8 @@ import (
 
 	// The services the daemon serves.
 	_ "github.com/conman-dev/conman/services/debug"
+	_ "github.com/conman-dev/conman/services/files"
+	_ "github.com/conman-dev/conman/services/fsevents"
 	_ "github.com/conman-dev/conman/services/sink"
 )
 
