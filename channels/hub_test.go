@@ -5,10 +5,12 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/conman-dev/conman/api"
 	"github.com/conman-dev/conman/channels"
@@ -169,4 +171,45 @@ func TestOverflowClosesOnlyTheSlowSession(t *testing.T) {
 	}
 	slow.Close(channels.ReasonClientClosed)
 	fast.Close(channels.ReasonClientClosed)
+}
+
+type frameLog struct {
+	mu     sync.Mutex
+	frames []*api.Command
+	dirs   []bool
+}
+
+func (l *frameLog) RecordFrame(in bool, prefix, body []byte) {
+	cmd := new(api.Command)
+	if err := proto.Unmarshal(append(append([]byte(nil), prefix...), body...), cmd); err != nil {
+		panic(err)
+	}
+	l.mu.Lock()
+	l.frames = append(l.frames, cmd)
+	l.dirs = append(l.dirs, in)
+	l.mu.Unlock()
+}
+
+func TestRecorderSeesFramesBothWays(t *testing.T) {
+	reg := channels.NewRegistry()
+	hub := channels.NewHub(channels.Options{Registry: reg, Logger: discardLogger(), PingInterval: -1})
+	defer hub.Shutdown(ctxT(t))
+	s, conn := session(t, hub, channels.Identity{UserName: "a"})
+	defer s.Close(channels.ReasonClientClosed)
+	log := new(frameLog)
+	s.SetRecorder(log)
+	s.HandleFrame(channelstest.Encode(&api.Command{Ref: "p1", Body: &api.Command_Ping{Ping: &api.Ping{}}}))
+	if _, err := conn.Next(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	s.SetRecorder(nil)
+	s.HandleFrame(channelstest.Encode(&api.Command{Ref: "p2", Body: &api.Command_Ping{Ping: &api.Ping{}}}))
+	if _, err := conn.Next(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	if len(log.frames) != 2 || !log.dirs[0] || log.dirs[1] || log.frames[0].GetPing() == nil || log.frames[1].GetPong() == nil || log.frames[1].Ref != "p1" {
+		t.Fatalf("recorded %v (in: %v), want the ping in and the pong out", log.frames, log.dirs)
+	}
 }

@@ -29,6 +29,7 @@ type Session struct {
 	closeOnce  sync.Once
 	overflowed atomic.Bool
 	aborting   sync.WaitGroup // transport closes started by abort
+	recorder   atomic.Pointer[FrameRecorder]
 
 	// mu guards the following.
 	mu       sync.Mutex
@@ -146,6 +147,9 @@ func (s *Session) stopReading() { s.draining.Store(true) }
 func (s *Session) HandleFrame(frame []byte) {
 	if s.draining.Load() {
 		return
+	}
+	if rec := s.recorder.Load(); rec != nil {
+		(*rec).RecordFrame(true, nil, frame)
 	}
 	cmd, err := decodeCommand(frame)
 	if err != nil {
@@ -320,4 +324,23 @@ func (s *Session) Close(reason CloseReason) {
 		}
 		s.hub.removeSession(s)
 	})
+}
+
+// FrameRecorder sees every frame of a session, in and out, as it crosses
+// the transport (a diagnostic recording). RecordFrame is called from the
+// session's read loop (in) and writer (out), so it must be quick and must
+// copy what it keeps: the frame is prefix followed by body, and neither
+// may be retained.
+type FrameRecorder interface {
+	RecordFrame(in bool, prefix, body []byte)
+}
+
+// SetRecorder starts recording the session's frames with r, or stops when
+// r is nil.
+func (s *Session) SetRecorder(r FrameRecorder) {
+	if r == nil {
+		s.recorder.Store(nil)
+		return
+	}
+	s.recorder.Store(&r)
 }

@@ -241,6 +241,9 @@ func (s *Session) writeLoop(pingInterval time.Duration) {
 			if f.stats != nil {
 				f.stats.FramesOut(1, len(head)+len(f.body))
 			}
+			if rec := s.recorder.Load(); rec != nil {
+				(*rec).RecordFrame(false, head, f.body)
+			}
 			written += f.size()
 			if f.oversized {
 				writtenOversized += f.size()
