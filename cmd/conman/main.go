@@ -31,6 +31,7 @@ import (
 	_ "github.com/conman-dev/conman/services/debug"
 	_ "github.com/conman-dev/conman/services/files"
 	_ "github.com/conman-dev/conman/services/fsevents"
+	_ "github.com/conman-dev/conman/services/packager"
 	_ "github.com/conman-dev/conman/services/sink"
 )
 
