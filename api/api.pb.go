@@ -744,6 +744,9 @@ type Command struct {
 	//	*Command_TransferCancel
 	//	*Command_Transfer
 	//	*Command_FirewallDenied
+	//	*Command_SnapshotList
+	//	*Command_SnapshotListRes
+	//	*Command_SnapshotRestore
 	Body          isCommand_Body `protobuf_oneof:"body"`
 	Ref           string         `protobuf:"bytes,1000,opt,name=ref,proto3" json:"ref,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1845,6 +1848,33 @@ func (x *Command) GetFirewallDenied() *FirewallDenied {
 	return nil
 }
 
+func (x *Command) GetSnapshotList() *SnapshotList {
+	if x != nil {
+		if x, ok := x.Body.(*Command_SnapshotList); ok {
+			return x.SnapshotList
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetSnapshotListRes() *SnapshotListRes {
+	if x != nil {
+		if x, ok := x.Body.(*Command_SnapshotListRes); ok {
+			return x.SnapshotListRes
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetSnapshotRestore() *SnapshotRestore {
+	if x != nil {
+		if x, ok := x.Body.(*Command_SnapshotRestore); ok {
+			return x.SnapshotRestore
+		}
+	}
+	return nil
+}
+
 func (x *Command) GetRef() string {
 	if x != nil {
 		return x.Ref
@@ -2328,6 +2358,24 @@ type Command_FirewallDenied struct {
 	FirewallDenied *FirewallDenied `protobuf:"bytes,393,opt,name=firewallDenied,proto3,oneof"`
 }
 
+type Command_SnapshotList struct {
+	// conman's own messages: Command numbers from 5000 up, never below, so they
+	// cannot collide with public ones. Each is documented in docs/protocol.md.
+	// snapshot service (5000-5019).
+	// snapshotList asks for the stored snapshots; answered by snapshotListRes.
+	SnapshotList *SnapshotList `protobuf:"bytes,5000,opt,name=snapshotList,proto3,oneof"`
+}
+
+type Command_SnapshotListRes struct {
+	// snapshotListRes lists the stored snapshots, newest first.
+	SnapshotListRes *SnapshotListRes `protobuf:"bytes,5001,opt,name=snapshotListRes,proto3,oneof"`
+}
+
+type Command_SnapshotRestore struct {
+	// snapshotRestore restores a snapshot into the workspace; answered by ok or error.
+	SnapshotRestore *SnapshotRestore `protobuf:"bytes,5002,opt,name=snapshotRestore,proto3,oneof"`
+}
+
 func (*Command_OpenChan) isCommand_Body() {}
 
 func (*Command_OpenChanRes) isCommand_Body() {}
@@ -2559,6 +2607,12 @@ func (*Command_TransferCancel) isCommand_Body() {}
 func (*Command_Transfer) isCommand_Body() {}
 
 func (*Command_FirewallDenied) isCommand_Body() {}
+
+func (*Command_SnapshotList) isCommand_Body() {}
+
+func (*Command_SnapshotListRes) isCommand_Body() {}
+
+func (*Command_SnapshotRestore) isCommand_Body() {}
 
 type Audio struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -7963,11 +8017,241 @@ func (x *TransferComplete) GetCrc32() uint32 {
 	return 0
 }
 
+// SnapshotList asks the snapshot service for its stored snapshots.
+type SnapshotList struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotList) Reset() {
+	*x = SnapshotList{}
+	mi := &file_api_proto_msgTypes[105]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotList) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotList) ProtoMessage() {}
+
+func (x *SnapshotList) ProtoReflect() protoreflect.Message {
+	mi := &file_api_proto_msgTypes[105]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotList.ProtoReflect.Descriptor instead.
+func (*SnapshotList) Descriptor() ([]byte, []int) {
+	return file_api_proto_rawDescGZIP(), []int{105}
+}
+
+// SnapshotListRes answers snapshotList, newest snapshot first.
+type SnapshotListRes struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Snapshots     []*SnapshotInfo        `protobuf:"bytes,1,rep,name=snapshots,proto3" json:"snapshots,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotListRes) Reset() {
+	*x = SnapshotListRes{}
+	mi := &file_api_proto_msgTypes[106]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotListRes) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotListRes) ProtoMessage() {}
+
+func (x *SnapshotListRes) ProtoReflect() protoreflect.Message {
+	mi := &file_api_proto_msgTypes[106]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotListRes.ProtoReflect.Descriptor instead.
+func (*SnapshotListRes) Descriptor() ([]byte, []int) {
+	return file_api_proto_rawDescGZIP(), []int{106}
+}
+
+func (x *SnapshotListRes) GetSnapshots() []*SnapshotInfo {
+	if x != nil {
+		return x.Snapshots
+	}
+	return nil
+}
+
+// SnapshotInfo describes one stored snapshot of the workspace.
+type SnapshotInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the snapshot's id: the hash of its commit in the store (40 hex digits).
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// time is when the snapshot was taken, in unix milliseconds.
+	Time int64 `protobuf:"varint,2,opt,name=time,proto3" json:"time,omitempty"`
+	// files counts the regular files and symlinks in the snapshot.
+	Files int64 `protobuf:"varint,3,opt,name=files,proto3" json:"files,omitempty"`
+	// bytes is the total size of its regular files.
+	Bytes int64 `protobuf:"varint,4,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	// checksum is "sha256:<hex>" over the snapshot's canonical listing.
+	Checksum string `protobuf:"bytes,5,opt,name=checksum,proto3" json:"checksum,omitempty"`
+	// note says why the snapshot was taken when it was not an fsSnapshot
+	// (e.g. "before restoring <id>").
+	Note          string `protobuf:"bytes,6,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotInfo) Reset() {
+	*x = SnapshotInfo{}
+	mi := &file_api_proto_msgTypes[107]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotInfo) ProtoMessage() {}
+
+func (x *SnapshotInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_api_proto_msgTypes[107]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotInfo.ProtoReflect.Descriptor instead.
+func (*SnapshotInfo) Descriptor() ([]byte, []int) {
+	return file_api_proto_rawDescGZIP(), []int{107}
+}
+
+func (x *SnapshotInfo) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *SnapshotInfo) GetTime() int64 {
+	if x != nil {
+		return x.Time
+	}
+	return 0
+}
+
+func (x *SnapshotInfo) GetFiles() int64 {
+	if x != nil {
+		return x.Files
+	}
+	return 0
+}
+
+func (x *SnapshotInfo) GetBytes() int64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *SnapshotInfo) GetChecksum() string {
+	if x != nil {
+		return x.Checksum
+	}
+	return ""
+}
+
+func (x *SnapshotInfo) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+// SnapshotRestore asks the snapshot service to restore a snapshot. With an
+// empty to (or "/") it restores the workspace in place; otherwise to names a
+// workspace directory, which must be empty or absent.
+type SnapshotRestore struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is a snapshot id, a unique prefix of one (at least 4 hex digits), or "latest".
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	To            string `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotRestore) Reset() {
+	*x = SnapshotRestore{}
+	mi := &file_api_proto_msgTypes[108]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotRestore) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotRestore) ProtoMessage() {}
+
+func (x *SnapshotRestore) ProtoReflect() protoreflect.Message {
+	mi := &file_api_proto_msgTypes[108]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotRestore.ProtoReflect.Descriptor instead.
+func (*SnapshotRestore) Descriptor() ([]byte, []int) {
+	return file_api_proto_rawDescGZIP(), []int{108}
+}
+
+func (x *SnapshotRestore) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *SnapshotRestore) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
 var File_api_proto protoreflect.FileDescriptor
 
 const file_api_proto_rawDesc = "" +
 	"\n" +
-	"\tapi.proto\x12\x03api\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc5,\n" +
+	"\tapi.proto\x12\x03api\x1a\x1fgoogle/protobuf/timestamp.proto\"\x85.\n" +
 	"\aCommand\x12\x18\n" +
 	"\achannel\x18\x01 \x01(\x05R\achannel\x12\x18\n" +
 	"\asession\x18\x02 \x01(\x05R\asession\x12.\n" +
@@ -8120,7 +8404,10 @@ const file_api_proto_rawDesc = "" +
 	"\x10transferComplete\x18\xc2\x02 \x01(\v2\x15.api.TransferCompleteH\x00R\x10transferComplete\x128\n" +
 	"\x0etransferCancel\x18\xc3\x02 \x01(\v2\r.api.TransferH\x00R\x0etransferCancel\x12,\n" +
 	"\btransfer\x18\xc4\x02 \x01(\v2\r.api.TransferH\x00R\btransfer\x12>\n" +
-	"\x0efirewallDenied\x18\x89\x03 \x01(\v2\x13.api.FirewallDeniedH\x00R\x0efirewallDenied\x12\x11\n" +
+	"\x0efirewallDenied\x18\x89\x03 \x01(\v2\x13.api.FirewallDeniedH\x00R\x0efirewallDenied\x128\n" +
+	"\fsnapshotList\x18\x88' \x01(\v2\x11.api.SnapshotListH\x00R\fsnapshotList\x12A\n" +
+	"\x0fsnapshotListRes\x18\x89' \x01(\v2\x14.api.SnapshotListResH\x00R\x0fsnapshotListRes\x12A\n" +
+	"\x0fsnapshotRestore\x18\x8a' \x01(\v2\x14.api.SnapshotRestoreH\x00R\x0fsnapshotRestore\x12\x11\n" +
 	"\x03ref\x18\xe8\a \x01(\tR\x03refB\x06\n" +
 	"\x04bodyJ\x06\b\xfa\x01\x10\xfb\x01J\x06\b\xfc\x01\x10\xfd\x01J\x06\b\xfd\x01\x10\xfe\x01J\x06\b\xfe\x01\x10\xff\x01J\x06\b\xff\x01\x10\x80\x02\"\x1b\n" +
 	"\x05Audio\x12\x12\n" +
@@ -8500,7 +8787,20 @@ const file_api_proto_rawDesc = "" +
 	"\acontent\x18\x02 \x01(\fR\acontent\"8\n" +
 	"\x10TransferComplete\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
-	"\x05crc32\x18\x02 \x01(\rR\x05crc32*8\n" +
+	"\x05crc32\x18\x02 \x01(\rR\x05crc32\"\x0e\n" +
+	"\fSnapshotList\"B\n" +
+	"\x0fSnapshotListRes\x12/\n" +
+	"\tsnapshots\x18\x01 \x03(\v2\x11.api.SnapshotInfoR\tsnapshots\"\x8e\x01\n" +
+	"\fSnapshotInfo\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04time\x18\x02 \x01(\x03R\x04time\x12\x14\n" +
+	"\x05files\x18\x03 \x01(\x03R\x05files\x12\x14\n" +
+	"\x05bytes\x18\x04 \x01(\x03R\x05bytes\x12\x1a\n" +
+	"\bchecksum\x18\x05 \x01(\tR\bchecksum\x12\x12\n" +
+	"\x04note\x18\x06 \x01(\tR\x04note\"1\n" +
+	"\x0fSnapshotRestore\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x0e\n" +
+	"\x02to\x18\x02 \x01(\tR\x02to*8\n" +
 	"\x0eFileAuthMethod\x12\a\n" +
 	"\x03GET\x10\x00\x12\b\n" +
 	"\x04HEAD\x10\x01\x12\a\n" +
@@ -8524,7 +8824,7 @@ func file_api_proto_rawDescGZIP() []byte {
 }
 
 var file_api_proto_enumTypes = make([]protoimpl.EnumInfo, 12)
-var file_api_proto_msgTypes = make([]protoimpl.MessageInfo, 107)
+var file_api_proto_msgTypes = make([]protoimpl.MessageInfo, 111)
 var file_api_proto_goTypes = []any{
 	(FileAuthMethod)(0),               // 0: api.FileAuthMethod
 	(State)(0),                        // 1: api.State
@@ -8643,9 +8943,13 @@ var file_api_proto_goTypes = []any{
 	(*Transfer)(nil),                  // 114: api.Transfer
 	(*TransferChunk)(nil),             // 115: api.TransferChunk
 	(*TransferComplete)(nil),          // 116: api.TransferComplete
-	nil,                               // 117: api.Pid1Config.EnvEntry
-	nil,                               // 118: api.Exec.EnvEntry
-	(*timestamppb.Timestamp)(nil),     // 119: google.protobuf.Timestamp
+	(*SnapshotList)(nil),              // 117: api.SnapshotList
+	(*SnapshotListRes)(nil),           // 118: api.SnapshotListRes
+	(*SnapshotInfo)(nil),              // 119: api.SnapshotInfo
+	(*SnapshotRestore)(nil),           // 120: api.SnapshotRestore
+	nil,                               // 121: api.Pid1Config.EnvEntry
+	nil,                               // 122: api.Exec.EnvEntry
+	(*timestamppb.Timestamp)(nil),     // 123: google.protobuf.Timestamp
 }
 var file_api_proto_depIdxs = []int32{
 	69,  // 0: api.Command.openChan:type_name -> api.OpenChannel
@@ -8756,67 +9060,71 @@ var file_api_proto_depIdxs = []int32{
 	114, // 105: api.Command.transferCancel:type_name -> api.Transfer
 	114, // 106: api.Command.transfer:type_name -> api.Transfer
 	108, // 107: api.Command.firewallDenied:type_name -> api.FirewallDenied
-	2,   // 108: api.BootStatus.stage:type_name -> api.BootStatus.Stage
-	117, // 109: api.Pid1Config.env:type_name -> api.Pid1Config.EnvEntry
-	63,  // 110: api.SubscribeFile.files:type_name -> api.File
-	63,  // 111: api.FileEvent.file:type_name -> api.File
-	63,  // 112: api.FileEvent.dest:type_name -> api.File
-	3,   // 113: api.FileEvent.op:type_name -> api.FileEvent.Op
-	63,  // 114: api.OTLinkFile.file:type_name -> api.File
-	4,   // 115: api.VCREntry.direction:type_name -> api.VCREntry.Direction
-	12,  // 116: api.VCREntry.command:type_name -> api.Command
-	27,  // 117: api.VCRLog.log:type_name -> api.VCREntry
-	63,  // 118: api.VCRLog.logfile:type_name -> api.File
-	63,  // 119: api.FileAuthReq.file:type_name -> api.File
-	0,   // 120: api.FileAuthReq.method:type_name -> api.FileAuthMethod
-	35,  // 121: api.MultiFileAuthRes.put:type_name -> api.FileAuthRes
-	35,  // 122: api.MultiFileAuthRes.del:type_name -> api.FileAuthRes
-	35,  // 123: api.MultiFileAuthRes.get:type_name -> api.FileAuthRes
-	63,  // 124: api.FileAuthRes.file:type_name -> api.File
-	0,   // 125: api.FileAuthRes.method:type_name -> api.FileAuthMethod
-	63,  // 126: api.EnsurePackages.file:type_name -> api.File
-	51,  // 127: api.DebugStatus.stack:type_name -> api.StackFrame
-	63,  // 128: api.ContainedTest.suite:type_name -> api.File
-	63,  // 129: api.ContainedTest.project:type_name -> api.File
-	54,  // 130: api.TestResult.fails:type_name -> api.TestFailure
-	58,  // 131: api.LintResults.results:type_name -> api.LintResult
-	63,  // 132: api.Files.files:type_name -> api.File
-	5,   // 133: api.StatResult.type:type_name -> api.File.Type
-	5,   // 134: api.File.type:type_name -> api.File.Type
-	6,   // 135: api.OpenChannel.action:type_name -> api.OpenChannel.Action
-	7,   // 136: api.OpenChannelRes.state:type_name -> api.OpenChannelRes.State
-	8,   // 137: api.CloseChannel.action:type_name -> api.CloseChannel.Action
-	9,   // 138: api.CloseChannelRes.status:type_name -> api.CloseChannelRes.Status
-	10,  // 139: api.ContainerState.state:type_name -> api.ContainerState.State
-	77,  // 140: api.OTFetchResponse.packets:type_name -> api.OTPacket
-	78,  // 141: api.OTPacket.ops:type_name -> api.OTRuneTransformOp
-	119, // 142: api.OTPacket.committed:type_name -> google.protobuf.Timestamp
-	63,  // 143: api.OTStatus.linkedFile:type_name -> api.File
-	80,  // 144: api.OTStatus.cursors:type_name -> api.OTCursor
-	83,  // 145: api.OTCursor.user:type_name -> api.User
-	83,  // 146: api.Roster.user:type_name -> api.User
-	118, // 147: api.Exec.env:type_name -> api.Exec.EnvEntry
-	11,  // 148: api.Exec.lifecycle:type_name -> api.Exec.Lifecycle
-	86,  // 149: api.Package.dependencies:type_name -> api.Package
-	86,  // 150: api.PackageSearchResp.results:type_name -> api.Package
-	86,  // 151: api.PackageInfo.pkg:type_name -> api.Package
-	86,  // 152: api.PackageInfoResp.pkg:type_name -> api.Package
-	86,  // 153: api.PackageAdd.pkgs:type_name -> api.Package
-	86,  // 154: api.PackageRemove.pkgs:type_name -> api.Package
-	86,  // 155: api.PackageListSpecfileResp.pkgs:type_name -> api.Package
-	81,  // 156: api.ChatScrollback.scrollback:type_name -> api.ChatMessage
-	102, // 157: api.PprofRequest.pprofCpuProfileRequest:type_name -> api.PprofCpuProfileRequest
-	103, // 158: api.PprofRequest.pprofHeapProfileRequest:type_name -> api.PprofHeapProfileRequest
-	100, // 159: api.PprofRequest.pprofAllocsProfileRequest:type_name -> api.PprofAllocsProfileRequest
-	101, // 160: api.PprofRequest.pprofBlockProfileRequest:type_name -> api.PprofBlockProfileRequest
-	104, // 161: api.PprofRequest.pprofMutexProfileRequest:type_name -> api.PprofMutexProfileRequest
-	63,  // 162: api.OTLinkFileResponse.linkedFile:type_name -> api.File
-	119, // 163: api.FileOpened.timestamp:type_name -> google.protobuf.Timestamp
-	164, // [164:164] is the sub-list for method output_type
-	164, // [164:164] is the sub-list for method input_type
-	164, // [164:164] is the sub-list for extension type_name
-	164, // [164:164] is the sub-list for extension extendee
-	0,   // [0:164] is the sub-list for field type_name
+	117, // 108: api.Command.snapshotList:type_name -> api.SnapshotList
+	118, // 109: api.Command.snapshotListRes:type_name -> api.SnapshotListRes
+	120, // 110: api.Command.snapshotRestore:type_name -> api.SnapshotRestore
+	2,   // 111: api.BootStatus.stage:type_name -> api.BootStatus.Stage
+	121, // 112: api.Pid1Config.env:type_name -> api.Pid1Config.EnvEntry
+	63,  // 113: api.SubscribeFile.files:type_name -> api.File
+	63,  // 114: api.FileEvent.file:type_name -> api.File
+	63,  // 115: api.FileEvent.dest:type_name -> api.File
+	3,   // 116: api.FileEvent.op:type_name -> api.FileEvent.Op
+	63,  // 117: api.OTLinkFile.file:type_name -> api.File
+	4,   // 118: api.VCREntry.direction:type_name -> api.VCREntry.Direction
+	12,  // 119: api.VCREntry.command:type_name -> api.Command
+	27,  // 120: api.VCRLog.log:type_name -> api.VCREntry
+	63,  // 121: api.VCRLog.logfile:type_name -> api.File
+	63,  // 122: api.FileAuthReq.file:type_name -> api.File
+	0,   // 123: api.FileAuthReq.method:type_name -> api.FileAuthMethod
+	35,  // 124: api.MultiFileAuthRes.put:type_name -> api.FileAuthRes
+	35,  // 125: api.MultiFileAuthRes.del:type_name -> api.FileAuthRes
+	35,  // 126: api.MultiFileAuthRes.get:type_name -> api.FileAuthRes
+	63,  // 127: api.FileAuthRes.file:type_name -> api.File
+	0,   // 128: api.FileAuthRes.method:type_name -> api.FileAuthMethod
+	63,  // 129: api.EnsurePackages.file:type_name -> api.File
+	51,  // 130: api.DebugStatus.stack:type_name -> api.StackFrame
+	63,  // 131: api.ContainedTest.suite:type_name -> api.File
+	63,  // 132: api.ContainedTest.project:type_name -> api.File
+	54,  // 133: api.TestResult.fails:type_name -> api.TestFailure
+	58,  // 134: api.LintResults.results:type_name -> api.LintResult
+	63,  // 135: api.Files.files:type_name -> api.File
+	5,   // 136: api.StatResult.type:type_name -> api.File.Type
+	5,   // 137: api.File.type:type_name -> api.File.Type
+	6,   // 138: api.OpenChannel.action:type_name -> api.OpenChannel.Action
+	7,   // 139: api.OpenChannelRes.state:type_name -> api.OpenChannelRes.State
+	8,   // 140: api.CloseChannel.action:type_name -> api.CloseChannel.Action
+	9,   // 141: api.CloseChannelRes.status:type_name -> api.CloseChannelRes.Status
+	10,  // 142: api.ContainerState.state:type_name -> api.ContainerState.State
+	77,  // 143: api.OTFetchResponse.packets:type_name -> api.OTPacket
+	78,  // 144: api.OTPacket.ops:type_name -> api.OTRuneTransformOp
+	123, // 145: api.OTPacket.committed:type_name -> google.protobuf.Timestamp
+	63,  // 146: api.OTStatus.linkedFile:type_name -> api.File
+	80,  // 147: api.OTStatus.cursors:type_name -> api.OTCursor
+	83,  // 148: api.OTCursor.user:type_name -> api.User
+	83,  // 149: api.Roster.user:type_name -> api.User
+	122, // 150: api.Exec.env:type_name -> api.Exec.EnvEntry
+	11,  // 151: api.Exec.lifecycle:type_name -> api.Exec.Lifecycle
+	86,  // 152: api.Package.dependencies:type_name -> api.Package
+	86,  // 153: api.PackageSearchResp.results:type_name -> api.Package
+	86,  // 154: api.PackageInfo.pkg:type_name -> api.Package
+	86,  // 155: api.PackageInfoResp.pkg:type_name -> api.Package
+	86,  // 156: api.PackageAdd.pkgs:type_name -> api.Package
+	86,  // 157: api.PackageRemove.pkgs:type_name -> api.Package
+	86,  // 158: api.PackageListSpecfileResp.pkgs:type_name -> api.Package
+	81,  // 159: api.ChatScrollback.scrollback:type_name -> api.ChatMessage
+	102, // 160: api.PprofRequest.pprofCpuProfileRequest:type_name -> api.PprofCpuProfileRequest
+	103, // 161: api.PprofRequest.pprofHeapProfileRequest:type_name -> api.PprofHeapProfileRequest
+	100, // 162: api.PprofRequest.pprofAllocsProfileRequest:type_name -> api.PprofAllocsProfileRequest
+	101, // 163: api.PprofRequest.pprofBlockProfileRequest:type_name -> api.PprofBlockProfileRequest
+	104, // 164: api.PprofRequest.pprofMutexProfileRequest:type_name -> api.PprofMutexProfileRequest
+	63,  // 165: api.OTLinkFileResponse.linkedFile:type_name -> api.File
+	123, // 166: api.FileOpened.timestamp:type_name -> google.protobuf.Timestamp
+	119, // 167: api.SnapshotListRes.snapshots:type_name -> api.SnapshotInfo
+	168, // [168:168] is the sub-list for method output_type
+	168, // [168:168] is the sub-list for method input_type
+	168, // [168:168] is the sub-list for extension type_name
+	168, // [168:168] is the sub-list for extension extendee
+	0,   // [0:168] is the sub-list for field type_name
 }
 
 func init() { file_api_proto_init() }
@@ -8941,6 +9249,9 @@ func file_api_proto_init() {
 		(*Command_TransferCancel)(nil),
 		(*Command_Transfer)(nil),
 		(*Command_FirewallDenied)(nil),
+		(*Command_SnapshotList)(nil),
+		(*Command_SnapshotListRes)(nil),
+		(*Command_SnapshotRestore)(nil),
 	}
 	file_api_proto_msgTypes[66].OneofWrappers = []any{
 		(*OTRuneTransformOp_Skip)(nil),
@@ -8960,7 +9271,7 @@ func file_api_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_proto_rawDesc), len(file_api_proto_rawDesc)),
 			NumEnums:      12,
-			NumMessages:   107,
+			NumMessages:   111,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

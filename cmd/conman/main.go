@@ -33,6 +33,7 @@ import (
 	_ "github.com/conman-dev/conman/services/fsevents"
 	_ "github.com/conman-dev/conman/services/packager"
 	_ "github.com/conman-dev/conman/services/sink"
+	_ "github.com/conman-dev/conman/services/snapshot"
 )
 
 func main() {
