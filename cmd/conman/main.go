@@ -44,6 +44,7 @@ const usage = `usage:
   conman [serve] [flags]   run the daemon (conman serve -h for flags)
   conman keygen [flags]    write a new key pair into the data dir
   conman token [flags]     mint an access token and print it
+  conman snapshot CMD      list, create, verify or restore workspace snapshots
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -59,6 +60,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = keygen(args, stdout, stderr)
 	case "token":
 		err = token(args, stdout, stderr)
+	case "snapshot":
+		err = snapshotCmd(args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0
