@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -65,6 +66,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Version is reported in build info.
 	Version string
+	// UI serves the browser IDE at / (and its assets below it); nil serves
+	// a one-line status page.
+	UI http.Handler
 }
 
 func (c *Config) setDefaults() error {

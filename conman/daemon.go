@@ -183,10 +183,14 @@ func (d *Daemon) routes() http.Handler {
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintf(w, "conman %s: connect a client at ws://%s/wsv2/<token>\n", d.cfg.Version, r.Host)
-	})
+	if d.cfg.UI != nil {
+		mux.Handle("GET /", d.cfg.UI)
+	} else {
+		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			fmt.Fprintf(w, "conman %s: connect a client at ws://%s/wsv2/<token>\n", d.cfg.Version, r.Host)
+		})
+	}
 	return mux
 }
 
