@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond Go, idempotently: Debian
 # packages (protoc for the generated-code check, tini for the PID 1
-# comparison, inotify-tools for the fsevents benchmark) and the Node
-# packages of e2e/ (the official client and reference implementations).
+# comparison, inotify-tools for the fsevents benchmark, chromium for the
+# browser tests) and the Node packages of e2e/ (the official client, the
+# reference OT type, playwright-core).
 # Safe to run again: it only installs what is missing or out of date.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs=(protobuf-compiler tini inotify-tools)
+debs=(protobuf-compiler tini inotify-tools chromium)
 missing=()
 for pkg in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
