@@ -17,11 +17,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/conman-dev/conman/conman"
@@ -29,9 +27,12 @@ import (
 
 	// The services the daemon serves.
 	_ "github.com/conman-dev/conman/services/debug"
+	_ "github.com/conman-dev/conman/services/exec"
 	_ "github.com/conman-dev/conman/services/files"
 	_ "github.com/conman-dev/conman/services/fsevents"
 	_ "github.com/conman-dev/conman/services/packager"
+	_ "github.com/conman-dev/conman/services/run"
+	"github.com/conman-dev/conman/services/shell"
 	_ "github.com/conman-dev/conman/services/sink"
 	_ "github.com/conman-dev/conman/services/snapshot"
 )
@@ -216,6 +217,10 @@ func serve(args []string, stderr io.Writer) error {
 	fs.UintVar(&userID, "user-id", conman.DefaultUserID, "user id in the browser URL's token")
 	fs.DurationVar(&cfg.URLTokenTTL, "url-token-ttl", conman.DefaultURLTokenTTL, "lifetime of the browser URL's token")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	var shellGrace time.Duration
+	var subreaper bool
+	fs.DurationVar(&shellGrace, "shell-grace", shell.DefaultGrace, "how long a shell with no client attached keeps running (negative: it ends with its last client)")
+	fs.BoolVar(&subreaper, "subreaper", false, "reap orphaned processes as PID 1 does (PR_SET_CHILD_SUBREAPER)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -229,13 +234,22 @@ func serve(args []string, stderr io.Writer) error {
 	cfg.URLUserID = uint32(userID)
 	cfg.Logger = log
 	cfg.Version = version()
+	shell.Configure(shell.Options{Grace: shellGrace})
 	d, err := conman.New(cfg)
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	return d.Run(ctx)
+	// The supervisor reaps orphans as PID 1 (or with --subreaper) and
+	// forwards SIGTERM, SIGINT and SIGHUP to the process groups; the first
+	// SIGTERM or SIGINT ends ctx.
+	sup, err := conman.StartSupervisor(conman.SupervisorOptions{Subreaper: subreaper, Logger: log})
+	if err != nil {
+		return err
+	}
+	runErr := d.Run(sup.Context())
+	stopCtx, cancel := context.WithTimeout(context.Background(), d.Config().ShutdownGrace)
+	defer cancel()
+	return errors.Join(runErr, sup.Stop(stopCtx))
 }
 
 func keygen(args []string, stdout, stderr io.Writer) error {
