@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 	"unicode/utf8"
+
+	"github.com/conman-dev/conman/services/proc"
 )
 
 // Cmd is one tool invocation. It never goes through a shell.
@@ -164,10 +166,13 @@ func run(ctx context.Context, c Cmd, w *chunker) error {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return killGroup(cmd) }
 	cmd.WaitDelay = killWait
-	if err := cmd.Start(); err != nil {
+	// Started as a supervised group: the daemon's reaper (when it is PID 1)
+	// leaves its exit status alone, and signals the daemon gets reach it.
+	wait, err := proc.StartCommand(cmd)
+	if err != nil {
 		return err
 	}
-	err := cmd.Wait()
+	err = wait()
 	// Sweep what the tool left behind in its group (background helpers);
 	// the group id is the tool's pid, which stays reserved while any member
 	// lives.
