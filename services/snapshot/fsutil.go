@@ -27,6 +27,9 @@ func (st fileStat) isDir() bool     { return st.mode&unix.S_IFMT == unix.S_IFDIR
 func (st fileStat) isRegular() bool { return st.mode&unix.S_IFMT == unix.S_IFREG }
 func (st fileStat) isSymlink() bool { return st.mode&unix.S_IFMT == unix.S_IFLNK }
 
+// perm is st's permission bits, setuid, setgid and sticky included.
+func (st fileStat) perm() uint32 { return st.mode & permMask }
+
 // gitMode is the mode git records for st: a symlink, or a regular file
 // that is executable when its owner may execute it (as git decides).
 func (st fileStat) gitMode() filemode.FileMode {
@@ -40,15 +43,6 @@ func (st fileStat) gitMode() filemode.FileMode {
 	default:
 		return filemode.Regular
 	}
-}
-
-// permFor is the permission a restored file gets: git keeps only the
-// executable bit, so files come back 0644 or 0755, like a git checkout.
-func permFor(mode filemode.FileMode) os.FileMode {
-	if mode == filemode.Executable {
-		return 0o755
-	}
-	return 0o644
 }
 
 // writeFileAtomic replaces path with data through a temporary file in the

@@ -24,12 +24,15 @@ import (
 //
 // Format, all integers varint-encoded unless sized:
 //
-//	magic "conman-snapshot-index\x00", version uvarint (1), store id (16 bytes)
-//	file count, then per file: path, git mode, size, mtime ns, ctime ns,
-//	    inode, device, git blob hash (20 bytes), SHA-256 of content (32 bytes),
-//	    flags (1 byte: bit 0 racy)
+//	magic "conman-snapshot-index\x00", version uvarint (2), store id (16 bytes)
+//	file count, then per file: path, git mode, permission bits (mode & 07777),
+//	    size, mtime ns, ctime ns, inode, device, git blob hash (20 bytes),
+//	    SHA-256 of content (32 bytes), flags (1 byte: bit 0 racy)
 //	directory count, then per directory: path, tree hash (20 bytes), entry count
 //	trailer: SHA-256 of everything before it (32 bytes)
+//
+// Version 1 lacked the permission bits; its files are read again once,
+// its objects still trusted.
 type index struct {
 	storeID [16]byte
 	files   map[string]entry     // by workspace-relative path
@@ -39,6 +42,7 @@ type index struct {
 // entry is what the index knows of one file or symlink.
 type entry struct {
 	mode  filemode.FileMode // Regular, Executable or Symlink
+	perm  uint32            // permission bits, or noPerm when unknown
 	size  int64
 	mtime int64 // ns
 	ctime int64 // ns
@@ -59,8 +63,10 @@ type dirRecord struct {
 
 const (
 	indexMagic   = "conman-snapshot-index\x00"
-	indexVersion = 1
-	flagRacy     = 1
+	indexVersion = 2
+	// indexNoPerm is the version without permission bits, still read.
+	indexNoPerm = 1
+	flagRacy    = 1
 )
 
 // newIndex returns an empty index, with room for about size files.
@@ -68,10 +74,12 @@ func newIndex(storeID [16]byte, size int) *index {
 	return &index{storeID: storeID, files: make(map[string]entry, size), dirs: make(map[string]dirRecord, size/8)}
 }
 
-// sameStat reports whether st describes the file e was made from.
+// sameStat reports whether st describes the file e was made from, with
+// the same permission bits. A chmod changes the ctime as well, but the
+// bits are compared all the same: they are part of the snapshot.
 func (e *entry) sameStat(st fileStat) bool {
 	return e.size == st.size && e.mtime == st.mtime && e.ctime == st.ctime &&
-		e.ino == st.ino && e.dev == st.dev && e.mode == st.gitMode()
+		e.ino == st.ino && e.dev == st.dev && e.mode == st.gitMode() && e.perm == st.perm()
 }
 
 // encode serialises the index, in no particular order.
@@ -84,6 +92,7 @@ func (ix *index) encode() []byte {
 	for path, e := range ix.files {
 		b = appendString(b, path)
 		b = binary.AppendUvarint(b, uint64(e.mode))
+		b = binary.AppendUvarint(b, uint64(e.perm))
 		b = binary.AppendVarint(b, e.size)
 		b = binary.AppendVarint(b, e.mtime)
 		b = binary.AppendVarint(b, e.ctime)
@@ -120,23 +129,34 @@ func decodeIndex(data []byte) (*index, error) {
 		return nil, fmt.Errorf("%w: checksum mismatch", errBadIndex)
 	}
 	d := decoder{b: body[len(indexMagic):]}
-	if v := d.uvarint(); v != indexVersion {
-		return nil, fmt.Errorf("%w: version %d", errBadIndex, v)
+	version := d.uvarint()
+	if version != indexVersion && version != indexNoPerm {
+		return nil, fmt.Errorf("%w: version %d", errBadIndex, version)
 	}
 	var storeID [16]byte
 	d.bytes(storeID[:])
-	n := d.count(1 + 1 + 5 + 20 + 32 + 1)
+	minEntry := 1 + 1 + 1 + 5 + 20 + 32 + 1
+	if version == indexNoPerm {
+		minEntry--
+	}
+	n := d.count(minEntry)
 	ix := newIndex(storeID, n)
 	for i := 0; i < n && d.err == nil; i++ {
 		path := d.string()
-		e := entry{
-			mode:  filemode.FileMode(d.uvarint()),
-			size:  d.varint(),
-			mtime: d.varint(),
-			ctime: d.varint(),
-			ino:   d.uvarint(),
-			dev:   d.uvarint(),
+		e := entry{mode: filemode.FileMode(d.uvarint()), perm: noPerm}
+		if version == indexVersion {
+			// noPerm is kept as such: it matches no file.
+			perm := d.uvarint()
+			if perm > noPerm {
+				d.fail()
+			}
+			e.perm = uint32(perm)
 		}
+		e.size = d.varint()
+		e.mtime = d.varint()
+		e.ctime = d.varint()
+		e.ino = d.uvarint()
+		e.dev = d.uvarint()
 		d.bytes(e.blob[:])
 		d.bytes(e.sum[:])
 		var flags [1]byte

@@ -6,7 +6,7 @@ import (
 	"hash"
 	"strconv"
 
-	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"golang.org/x/sys/unix"
 )
 
 // listing computes a snapshot's checksum, which does not depend on git's
@@ -17,9 +17,16 @@ import (
 //
 //	<mode, 6 octal digits> SP <size> SP <SHA-256 of content, hex> SP <path> NUL
 //
-// where mode is git's (040000, 100644, 100755, 120000), size and content
-// are a file's bytes or a symlink's target, a directory has size 0 and the
-// SHA-256 of nothing, and path is slash-separated from the workspace root.
+// where mode is the entry's exact mode as in st_mode, its type and
+// permission bits (setuid, setgid and sticky included): 04xxxx for a
+// directory (041777 for a sticky one), 10xxxx for a file (100600, 100750,
+// …) and 120000 for a symlink, whose permission bits are not kept; size
+// and content are a file's bytes or a symlink's target, a directory has
+// size 0 and the SHA-256 of nothing, and path is slash-separated from the
+// workspace root. The commit keeps the permission bits git cannot as
+// records (see modes.go), which the checksum thus covers. Snapshots of
+// format 1 list git's modes instead (040000, 100644, 100755, 120000).
+//
 // It also counts files (regular and symlinks) and their bytes (regular
 // only).
 type listing struct {
@@ -35,7 +42,8 @@ func newListing() *listing {
 	return &listing{h: sha256.New(), buf: make([]byte, 0, 32<<10)}
 }
 
-func (l *listing) add(mode filemode.FileMode, size int64, sum *[32]byte, path string) {
+// add appends the record of an entry whose st_mode is mode.
+func (l *listing) add(mode uint32, size int64, sum *[32]byte, path string) {
 	b := l.buf
 	m := strconv.FormatUint(uint64(mode), 8)
 	for i := len(m); i < 6; i++ {
@@ -54,11 +62,11 @@ func (l *listing) add(mode filemode.FileMode, size int64, sum *[32]byte, path st
 		b = b[:0]
 	}
 	l.buf = b
-	switch mode {
-	case filemode.Regular, filemode.Executable:
+	switch mode & unix.S_IFMT {
+	case unix.S_IFREG:
 		l.files++
 		l.bytes += size
-	case filemode.Symlink:
+	case unix.S_IFLNK:
 		l.files++
 	}
 }

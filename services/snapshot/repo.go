@@ -273,31 +273,42 @@ func (r *repo) publish(h plumbing.Hash, sync bool) error {
 //
 //	snapshot
 //
-//	Conman-Snapshot: 1
+//	Conman-Snapshot: 2
 //	Conman-Files: 10000
 //	Conman-Bytes: 52428800
 //	Conman-Checksum: sha256:…
+//	Conman-Usual-Modes: 0644 0755 0755
+//	Conman-Mode: 0600 "etc/secret.key"
 //
-// The subject is "snapshot" or, for one taken for a reason, the note.
+// The subject is "snapshot" or, for one taken for a reason, the note. The
+// modes are described in modes.go; format 1 had none of them.
 const (
-	defaultSubject  = "snapshot"
-	trailerFormat   = "Conman-Snapshot"
-	trailerFiles    = "Conman-Files"
-	trailerBytes    = "Conman-Bytes"
-	trailerChecksum = "Conman-Checksum"
-	formatVersion   = "1"
-	checksumPrefix  = "sha256:"
+	defaultSubject    = "snapshot"
+	trailerFormat     = "Conman-Snapshot"
+	trailerFiles      = "Conman-Files"
+	trailerBytes      = "Conman-Bytes"
+	trailerChecksum   = "Conman-Checksum"
+	trailerUsualModes = "Conman-Usual-Modes"
+	trailerMode       = "Conman-Mode"
+	formatVersion     = "2"
+	formatNoModes     = "1" // still read
+	checksumPrefix    = "sha256:"
 )
 
 var signature = object.Signature{Name: "conman", Email: "conman@localhost"}
 
-func commitMessage(note string, files, size int64, checksum string) string {
+func commitMessage(note string, files, size int64, checksum string, modes *snapshotModes) string {
 	subject := defaultSubject
 	if note != "" {
 		subject = note
 	}
-	return fmt.Sprintf("%s\n\n%s: %s\n%s: %d\n%s: %d\n%s: %s\n",
-		subject, trailerFormat, formatVersion, trailerFiles, files, trailerBytes, size, trailerChecksum, checksum)
+	b := fmt.Appendf(nil, "%s\n\n%s: %s\n%s: %d\n%s: %d\n%s: %s\n%s: %s\n",
+		subject, trailerFormat, formatVersion, trailerFiles, files, trailerBytes, size, trailerChecksum, checksum,
+		trailerUsualModes, modes.usual)
+	for _, rec := range modes.records {
+		b = appendModeRecord(b, rec)
+	}
+	return string(b)
 }
 
 // writeCommit stores the commit of a snapshot.
@@ -321,12 +332,21 @@ func (r *repo) writeCommit(tree, parent plumbing.Hash, when time.Time, message s
 
 // infoFromCommit reads a snapshot's summary from its commit.
 func infoFromCommit(c *object.Commit) (Info, error) {
+	info, _, err := parseCommit(c, false)
+	return info, err
+}
+
+// parseCommit reads a snapshot's summary from its commit and, with
+// withModes, the permission bits it records.
+func parseCommit(c *object.Commit, withModes bool) (Info, *snapshotModes, error) {
 	info := Info{ID: c.Hash.String(), Time: c.Author.When}
+	modes := &snapshotModes{usual: gitUsual}
 	subject, rest, _ := strings.Cut(c.Message, "\n")
 	if subject != defaultSubject {
 		info.Note = subject
 	}
 	var format string
+	usualSeen := false
 	for line := range strings.Lines(rest) {
 		key, value, ok := strings.Cut(strings.TrimSpace(line), ": ")
 		if !ok {
@@ -342,16 +362,37 @@ func infoFromCommit(c *object.Commit) (Info, error) {
 			info.Bytes, err = strconv.ParseInt(value, 10, 64)
 		case trailerChecksum:
 			info.Checksum = value
+		case trailerUsualModes:
+			if withModes {
+				modes.usual, err = parseUsualModes(value)
+				usualSeen = true
+			}
+		case trailerMode:
+			if withModes {
+				var rec modeRecord
+				rec, err = parseModeRecord(value)
+				modes.records = append(modes.records, rec)
+			}
 		}
 		if err != nil {
-			return info, fmt.Errorf("commit %s: bad %s trailer", c.Hash, key)
+			return info, nil, fmt.Errorf("commit %s: bad %s trailer: %v", c.Hash, key, err)
 		}
 	}
-	if format != formatVersion {
-		return info, fmt.Errorf("commit %s: not a snapshot of format %s", c.Hash, formatVersion)
+	switch format {
+	case formatVersion:
+		modes.exact = true
+		if withModes && !usualSeen {
+			return info, nil, fmt.Errorf("commit %s: no %s trailer", c.Hash, trailerUsualModes)
+		}
+	case formatNoModes:
+		if len(modes.records) > 0 || usualSeen {
+			return info, nil, fmt.Errorf("commit %s: a snapshot of format %s with modes", c.Hash, formatNoModes)
+		}
+	default:
+		return info, nil, fmt.Errorf("commit %s: not a snapshot of format %s or %s", c.Hash, formatNoModes, formatVersion)
 	}
 	if !strings.HasPrefix(info.Checksum, checksumPrefix) {
-		return info, fmt.Errorf("commit %s: no %s trailer", c.Hash, trailerChecksum)
+		return info, nil, fmt.Errorf("commit %s: no %s trailer", c.Hash, trailerChecksum)
 	}
-	return info, nil
+	return info, modes, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -24,9 +25,9 @@ type RestoreResult struct {
 	// Before, for a restore in place, is the id of the snapshot of the
 	// workspace taken just before, which undoes the restore.
 	Before string
-	// Written counts files, symlinks and directories created or replaced;
-	// Unchanged those already right; Removed the entries removed because
-	// the snapshot does not have them.
+	// Written counts files, symlinks and directories created or replaced,
+	// and directories given another mode; Unchanged those already right;
+	// Removed the entries removed because the snapshot does not have them.
 	Written, Unchanged, Removed int
 }
 
@@ -39,8 +40,12 @@ type RestoreResult struct {
 //
 // The snapshot is verified in full first; if it is corrupt, the error
 // wraps [ErrCorrupt] and nothing is written anywhere. Each file is written
-// to a temporary name and renamed into place. Once writing has begun it is
-// finished even if ctx ends, since stopping half way helps no one.
+// to a temporary name, given its exact mode and renamed into place.
+// Directories get their exact modes last, deepest first, so that one
+// restored read-only does not keep its own entries from being written; an
+// existing directory that the restore must write in or remove is opened to
+// its owner (mode|0700) first. Once writing has begun it is finished even
+// if ctx ends, since stopping half way helps no one.
 func (s *Store) Restore(ctx context.Context, id, to string) (RestoreResult, error) {
 	target, inPlace, err := s.checkTarget(to)
 	if err != nil {
@@ -211,7 +216,8 @@ func (s *Store) restore(ctx context.Context, id string, inPlace bool, open func(
 	if err != nil {
 		return RestoreResult{}, fmt.Errorf("restore: %w", err)
 	}
-	info, plan, err := newVerifier(st, h).run(ctx)
+	v := newVerifier(st, h)
+	info, plan, err := v.run(ctx)
 	s.forgetDamagedLocked(err)
 	if err != nil {
 		var corrupt *CorruptError
@@ -220,7 +226,8 @@ func (s *Store) restore(ctx context.Context, id string, inPlace bool, open func(
 		}
 		return RestoreResult{}, fmt.Errorf("restore: %w", err)
 	}
-	r := &restorer{s: s, st: st, want: make(map[string]*planEntry, len(plan))}
+	r := &restorer{s: s, st: st, want: make(map[string]*planEntry, len(plan)), exact: v.modes.exact,
+		unlocked: make(map[string]uint32)}
 	if inPlace {
 		r.dataRel = s.dataRel
 	}
@@ -272,27 +279,32 @@ type restorer struct {
 	want    map[string]*planEntry
 	dataRel string // the data dir relative to root, or ""
 	idx     *index // in place: the index, to leave files that are right
+	// exact: the snapshot records directories' modes (format 2 on); a
+	// restore of an older one leaves existing directories' modes alone.
+	exact bool
+
+	// unlocked holds the modes of the existing directories opened to
+	// their owner (mode|0700) for the restore, until they get their own.
+	unlocked map[string]uint32
+	// dirModes are the directory modes to set once everything is written,
+	// in plan order.
+	dirModes []dirMode
 
 	written, unchanged, removed int
 }
 
+type dirMode struct {
+	path string
+	perm uint32
+}
+
 func (r *restorer) apply() error {
-	if err := r.prune(""); err != nil {
-		return err
+	err := r.applyEntries()
+	if derr := r.setDirModes(); err == nil {
+		err = derr
 	}
-	for _, e := range r.plan {
-		var err error
-		switch e.mode {
-		case filemode.Dir:
-			err = r.ensureDir(e.path)
-		case filemode.Symlink:
-			err = r.writeSymlink(e)
-		default:
-			err = r.writeFile(e)
-		}
-		if err != nil {
-			return err
-		}
+	if err != nil {
+		return err
 	}
 	d, err := r.root.Open(".")
 	if err != nil {
@@ -303,6 +315,99 @@ func (r *restorer) apply() error {
 		return fmt.Errorf("sync: %w", err)
 	}
 	return nil
+}
+
+func (r *restorer) applyEntries() error {
+	if err := r.prune(""); err != nil {
+		return err
+	}
+	for _, e := range r.plan {
+		var err error
+		switch e.mode {
+		case filemode.Dir:
+			err = r.ensureDir(e)
+		case filemode.Symlink:
+			err = r.writeSymlink(e)
+		default:
+			err = r.writeFile(e)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setDirModes gives directories their modes, deepest first: a directory
+// must stay searchable until its subdirectories have theirs. Should the
+// restore have failed, the directories it opened to their owner and did
+// not reach get their own modes back.
+func (r *restorer) setDirModes() error {
+	var first error
+	for i := len(r.dirModes) - 1; i >= 0; i-- {
+		d := r.dirModes[i]
+		if err := r.root.Chmod(d.path, osMode(d.perm)); err != nil && first == nil {
+			first = err
+		}
+	}
+	r.dirModes = nil
+	left := sortedKeys(r.unlocked)
+	for i := len(left) - 1; i >= 0; i-- {
+		r.root.Chmod(left[i], osMode(r.unlocked[left[i]]))
+	}
+	clear(r.unlocked)
+	return first
+}
+
+// unlock gives the owner of existing directory p, of stat data st, full
+// access to it until it gets its mode, so that the restore can work in it
+// without being root.
+func (r *restorer) unlock(p string, st fileStat) error {
+	perm := st.perm()
+	if perm&0o700 == 0o700 {
+		return nil
+	}
+	if err := r.root.Chmod(p, osMode(perm|0o700)); err != nil {
+		return err
+	}
+	if _, ok := r.unlocked[p]; !ok {
+		r.unlocked[p] = perm
+	}
+	return nil
+}
+
+// removeAll removes p and everything below it. Should a directory's mode
+// prevent that (a restore may well have made one read-only), its owner is
+// given full access to everything below p first.
+func (r *restorer) removeAll(p string) error {
+	err := r.root.RemoveAll(p)
+	if errors.Is(err, fs.ErrPermission) {
+		r.unlockAll(p)
+		err = r.root.RemoveAll(p)
+	}
+	return err
+}
+
+func (r *restorer) unlockAll(p string) {
+	info, err := r.root.Lstat(p)
+	if err != nil || !info.IsDir() {
+		return
+	}
+	st, _ := statFromInfo(info)
+	if perm := st.perm(); perm&0o700 != 0o700 {
+		if r.root.Chmod(p, osMode(perm|0o700)) != nil {
+			return
+		}
+	}
+	f, err := r.root.Open(p)
+	if err != nil {
+		return
+	}
+	names, _ := f.Readdirnames(-1)
+	f.Close()
+	for _, name := range names {
+		r.unlockAll(joinPath(p, name))
+	}
 }
 
 // prune removes what is in directory dir but not in the snapshot, or is
@@ -337,13 +442,15 @@ func (r *restorer) prune(dir string) error {
 		w := r.want[p]
 		switch {
 		case w != nil && w.mode == filemode.Dir && st.isDir():
-			err = r.prune(p)
+			if err = r.unlock(p, st); err == nil {
+				err = r.prune(p)
+			}
 		case w != nil && w.mode == filemode.Symlink && st.isSymlink():
 		case w != nil && (w.mode == filemode.Regular || w.mode == filemode.Executable) && st.isRegular():
 		case r.dataRel != "" && isUnder(r.dataRel, p) && st.isDir():
 			err = r.prune(p)
 		default:
-			err = r.root.RemoveAll(p)
+			err = r.removeAll(p)
 			r.removed++
 		}
 		if err != nil {
@@ -353,21 +460,50 @@ func (r *restorer) prune(dir string) error {
 	return nil
 }
 
-func (r *restorer) ensureDir(p string) error {
-	info, err := r.root.Lstat(p)
+// ensureDir makes directory e, open to its owner, and notes the mode it is
+// to get once everything is written.
+func (r *restorer) ensureDir(e *planEntry) error {
+	info, err := r.root.Lstat(e.path)
 	if err == nil && info.IsDir() {
-		r.unchanged++
+		st, _ := statFromInfo(info)
+		if err := r.unlock(e.path, st); err != nil {
+			return err
+		}
+		was, ok := r.unlocked[e.path]
+		if !ok {
+			was = st.perm()
+		}
+		delete(r.unlocked, e.path) // from now on in dirModes
+		want := e.perm
+		if !r.exact {
+			want = was
+		}
+		if was == want {
+			r.unchanged++
+		} else {
+			r.written++
+		}
+		if ok || was != want {
+			r.dirModes = append(r.dirModes, dirMode{e.path, want})
+		}
 		return nil
 	}
 	if err == nil {
-		if err := r.root.RemoveAll(p); err != nil {
+		if err := r.removeAll(e.path); err != nil {
 			return err
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	r.written++
-	return r.root.Mkdir(p, 0o755)
+	if !r.exact {
+		return r.root.Mkdir(e.path, 0o755)
+	}
+	if err := r.root.Mkdir(e.path, 0o700); err != nil {
+		return err
+	}
+	r.dirModes = append(r.dirModes, dirMode{e.path, e.perm})
+	return nil
 }
 
 // upToDate reports whether the workspace file at e.path is known, by the
@@ -377,7 +513,7 @@ func (r *restorer) upToDate(e *planEntry) bool {
 		return false
 	}
 	ie, ok := r.idx.files[e.path]
-	if !ok || ie.racy || ie.blob != e.blob || ie.mode != e.mode {
+	if !ok || ie.racy || ie.blob != e.blob || ie.mode != e.mode || ie.perm != e.perm {
 		return false
 	}
 	info, err := r.root.Lstat(e.path)
@@ -428,7 +564,8 @@ func (r *restorer) writeFile(e *planEntry) error {
 	if n != e.size || got != e.blob {
 		return fmt.Errorf("%s: its blob changed in the store after verification", e.path)
 	}
-	if err := f.Chmod(permFor(e.mode)); err != nil {
+	// The mode is set last: writing would clear setuid and setgid.
+	if err := f.Chmod(osMode(e.perm)); err != nil {
 		return err
 	}
 	if err := f.Close(); err != nil {

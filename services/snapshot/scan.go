@@ -170,8 +170,11 @@ func (s *Store) snapshotLocked(ctx context.Context, note string) (Result, error)
 		return Result{}, fmt.Errorf("snapshot: %w", err)
 	}
 	l := newListing()
-	sc.list(top, l)
+	counts := new(permCounts)
+	sc.list(top, l, counts)
 	checksum := l.checksum()
+	modes := &snapshotModes{exact: true, usual: counts.usual()}
+	sc.modeRecords(top, modes)
 
 	res := Result{Hashed: int(sc.hashed.Load()), Skipped: sc.skipped}
 	parent, err := s.repo.head()
@@ -199,7 +202,7 @@ func (s *Store) snapshotLocked(ctx context.Context, note string) (Result, error)
 			return res, nil
 		}
 	}
-	msg := commitMessage(note, l.files, l.bytes, checksum)
+	msg := commitMessage(note, l.files, l.bytes, checksum, modes)
 	id, err := s.repo.writeCommit(tree, parent, start, msg)
 	if err != nil {
 		return Result{}, fmt.Errorf("snapshot: %w", err)
@@ -633,7 +636,7 @@ func (sc *scan) isRacy(t int64) bool { return t >= sc.racyFrom && t <= sc.racyTo
 
 func (sc *scan) entryFor(st fileStat, blob plumbing.Hash, sum [32]byte) entry {
 	return entry{
-		mode: st.gitMode(), size: st.size, mtime: st.mtime, ctime: st.ctime, ino: st.ino, dev: st.dev,
+		mode: st.gitMode(), perm: st.perm(), size: st.size, mtime: st.mtime, ctime: st.ctime, ino: st.ino, dev: st.dev,
 		blob: blob, sum: sum,
 		racy: sc.isRacy(st.mtime) || sc.isRacy(st.ctime),
 	}
@@ -730,15 +733,39 @@ func encodeTree(kids []*node) []byte {
 	return b
 }
 
-// list adds n's entries, depth first, to the canonical listing.
-func (sc *scan) list(n *node, l *listing) {
+// list adds n's entries, depth first, to the canonical listing, and counts
+// their permission bits.
+func (sc *scan) list(n *node, l *listing, counts *permCounts) {
 	for _, c := range n.children {
 		if c.isDir() {
-			l.add(filemode.Dir, 0, &emptySum, c.path)
-			sc.list(c, l)
+			perm := c.st.perm()
+			counts[kindDir][perm]++
+			l.add(unixMode(kindDir, perm), 0, &emptySum, c.path)
+			sc.list(c, l, counts)
 			continue
 		}
-		l.add(c.e.mode, c.e.size, &c.e.sum, c.path)
+		k := kindOf(c.e.mode)
+		if k >= 0 {
+			counts[k][c.e.perm]++
+		}
+		l.add(unixMode(k, c.e.perm), c.e.size, &c.e.sum, c.path)
+	}
+}
+
+// modeRecords records, in listing order, the entries below n whose
+// permission bits are not the usual ones of their kind.
+func (sc *scan) modeRecords(n *node, modes *snapshotModes) {
+	for _, c := range n.children {
+		k, perm := kindDir, c.st.perm()
+		if !c.isDir() {
+			k, perm = kindOf(c.e.mode), c.e.perm
+		}
+		if k >= 0 && perm != modes.usual[k] {
+			modes.records = append(modes.records, modeRecord{path: c.path, perm: perm})
+		}
+		if c.isDir() {
+			sc.modeRecords(c, modes)
+		}
 	}
 }
 

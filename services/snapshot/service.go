@@ -26,26 +26,34 @@
 // refs/heads/main whose tree is the workspace: files as blobs with mode
 // 100644 or 100755, symlinks as symlinks, and directories as trees, empty
 // ones included (as the empty tree), so a restore brings back the exact
-// directory structure. Special files (sockets, FIFOs, devices) are not
-// stored. Git deduplicates: an unchanged file or directory costs nothing.
+// directory structure. Git keeps no more of a mode than the executable
+// bit, so the commit's message records the exact permission bits (setuid,
+// setgid and sticky included) of the files and directories whose bits are
+// not the snapshot's usual ones (see modes.go): a few lines in most
+// workspaces, whatever their umask. Special files (sockets, FIFOs,
+// devices) are not stored. Git deduplicates: an unchanged file or
+// directory costs nothing.
 // New objects are written loose, or as one pack when a snapshot has many
 // (a first snapshot), and are fsynced together before the branch moves.
 //
-// A commit's message records the number of files, their bytes and a
-// SHA-256 checksum over a canonical listing of the snapshot (its format is
-// described in listing.go), so damage to the store is detected
-// independently of git's own hashing. A restore first verifies the
-// checksum and re-hashes every object it needs; a damaged snapshot is
-// reported and nothing is written. A restore in place first snapshots the
-// workspace, so it can be undone; it removes what the snapshot lacks,
-// except the data dir, and writes each file to a temporary name renamed
-// into place, with mode 0644 or 0755 (git keeps only the executable bit).
+// A commit's message also records the number of files, their bytes and a
+// SHA-256 checksum over a canonical listing of the snapshot, exact modes
+// included (its format is described in listing.go), so damage to the
+// store is detected independently of git's own hashing. A restore first
+// verifies the checksum and re-hashes every object it needs; a damaged
+// snapshot is reported and nothing is written. A restore in place first
+// snapshots the workspace, so it can be undone; it removes what the
+// snapshot lacks, except the data dir, and writes each file to a
+// temporary name given the file's exact mode and renamed into place.
+// Directories get their exact modes once their contents are written. The
+// workspace directory's own mode is neither recorded nor restored.
 //
 // Snapshots stay cheap because of the index: a file whose stat data (size,
-// mtime, ctime, inode) match the index is not read again, and a directory
-// whose entries are unchanged keeps its tree. A file modified while it is
-// read is read again; one whose timestamps are too recent to trust is
-// re-read by the next snapshot too.
+// mtime, ctime, inode, mode) match the index is not read again, and a
+// directory whose entries are unchanged keeps its tree. A file modified
+// while it is read is read again; one whose timestamps are too recent to
+// trust is re-read by the next snapshot too. A chmod that git cannot see
+// makes a new snapshot all the same, which costs a commit and no more.
 //
 // The lock file serialises snapshots and restores between the daemon and
 // the `conman snapshot` command, which works with or without a daemon

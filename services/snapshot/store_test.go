@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/conman-dev/conman/api"
 	"github.com/conman-dev/conman/channels"
@@ -41,6 +42,22 @@ var base = map[string]string{
 	"a/x":                     "x",
 	"a.txt":                   "a dot",
 	"with space/and\nnewline": "odd names",
+	// Modes git cannot keep.
+	"secret.txt#600":            "only mine",
+	"shared/notes.txt#640":      "my group may read",
+	"shared/#750":               "",
+	"private/#700":              "",
+	"private/key#400":           "read-only key",
+	"bin/mine*#700":             "#!/bin/sh\necho mine\n",
+	"bin/group*#750":            "#!/bin/sh\necho group\n",
+	"frozen/#500":               "",
+	"frozen/data.txt#444":       "frozen data",
+	"frozen/inner/#500":         "",
+	"frozen/inner/deep.txt#600": "deep in read-only directories",
+	"tmp/#1777":                 "",
+	"tmp/scratch":               "anyone's",
+	"team/#2755":                "",
+	"team/plan.txt#664":         "the team's",
 }
 
 func TestRestoreInPlace(t *testing.T) {
@@ -76,6 +93,38 @@ func TestRestoreInPlace(t *testing.T) {
 				t.Fatal(err)
 			}
 		}},
+		{"chmod keeping the executable bit", func(t *testing.T, ws string) {
+			for path, perm := range map[string]uint64{
+				"secret.txt": 0o644, "shared/notes.txt": 0o600, "bin/mine": 0o755, "bin/group": 0o4711, "README.md": 0o640,
+			} {
+				if err := chmod(filepath.Join(ws, path), perm); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}},
+		{"chmod directories", func(t *testing.T, ws string) {
+			for path, perm := range map[string]uint64{
+				"shared": 0o755, "private": 0o711, "frozen/inner": 0o700, "frozen": 0o755, "tmp": 0o777, "team": 0o755, "src": 0o700,
+			} {
+				if err := chmod(filepath.Join(ws, path), perm); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}},
+		{"read-only directory replaced", func(t *testing.T, ws string) {
+			openTree(filepath.Join(ws, "frozen"))
+			if err := os.RemoveAll(filepath.Join(ws, "frozen")); err != nil {
+				t.Fatal(err)
+			}
+			build(t, ws, map[string]string{"frozen/data.txt": "thawed", "frozen/extra#600": "extra", "frozen/inner/#700": ""})
+		}},
+		{"files changed in read-only directories", func(t *testing.T, ws string) {
+			openTree(filepath.Join(ws, "frozen"))
+			if err := os.Chmod(filepath.Join(ws, "frozen/data.txt"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			build(t, ws, map[string]string{"frozen/data.txt#600": "changed", "frozen/inner/new": "new", "frozen/inner/#500": "", "frozen/#555": ""})
+		}},
 		{"retarget a symlink", func(t *testing.T, ws string) {
 			build(t, ws, map[string]string{"link@": "README.md"})
 		}},
@@ -96,7 +145,7 @@ func TestRestoreInPlace(t *testing.T) {
 			build(t, ws, map[string]string{"src": "a file now"})
 		}},
 		{"directory becomes a symlink out of the workspace", func(t *testing.T, ws string) {
-			outside := t.TempDir()
+			outside := tempDir(t)
 			build(t, outside, map[string]string{"main.go": "not the workspace's", "sentinel": "must survive"})
 			t.Cleanup(func() {
 				if got, err := os.ReadFile(filepath.Join(outside, "sentinel")); err != nil || string(got) != "must survive" {
@@ -165,7 +214,7 @@ func TestRestoreInPlace(t *testing.T) {
 			if _, err := e.store.Restore(testContext(t), res.Before, ""); err != nil {
 				t.Fatalf("undo: %v", err)
 			}
-			if d := diffTrees(gitModes(modified), capture(t, e.ws, ".conman")); d != "" {
+			if d := diffTrees(modified, capture(t, e.ws, ".conman")); d != "" {
 				t.Errorf("workspace after undoing the restore differs:\n%s", d)
 			}
 		})
@@ -182,7 +231,7 @@ func TestRestoreCopy(t *testing.T) {
 	current := capture(t, e.ws, ".conman")
 
 	t.Run("new directory", func(t *testing.T) {
-		to := filepath.Join(t.TempDir(), "new", "copy")
+		to := filepath.Join(tempDir(t), "new", "copy")
 		res, err := e.store.Restore(testContext(t), snap.ID, to)
 		if err != nil {
 			t.Fatal(err)
@@ -195,7 +244,7 @@ func TestRestoreCopy(t *testing.T) {
 		}
 	})
 	t.Run("empty directory", func(t *testing.T) {
-		to := t.TempDir()
+		to := tempDir(t)
 		if _, err := e.store.Restore(testContext(t), "latest", to); err != nil {
 			t.Fatal(err)
 		}
@@ -223,7 +272,7 @@ func TestRestoreCopy(t *testing.T) {
 		t.Errorf("copies changed the workspace:\n%s", d)
 	}
 	t.Run("the workspace by another name", func(t *testing.T) {
-		alias := filepath.Join(t.TempDir(), "alias")
+		alias := filepath.Join(tempDir(t), "alias")
 		if err := os.Symlink(e.ws, alias); err != nil {
 			t.Fatal(err)
 		}
@@ -246,7 +295,7 @@ func TestRestoreWithin(t *testing.T) {
 	build(t, e.ws, base)
 	want := capture(t, e.ws, ".conman")
 	snap := e.snapshot(t)
-	build(t, e.ws, map[string]string{"outside-link@": t.TempDir(), "full/file": "x"})
+	build(t, e.ws, map[string]string{"outside-link@": tempDir(t), "full/file": "x"})
 
 	tests := []struct {
 		name, rel, dir, errText string
@@ -379,20 +428,47 @@ func TestCorruption(t *testing.T) {
 		{"forged checksum", func(t *testing.T, e *testEnv, snap Result) {
 			// A well-formed commit of the same tree whose recorded
 			// checksum is wrong: only the SHA-256 listing can tell.
-			r := e.store.repo
-			c, err := e.store.lastLocked(plumbing.NewHash(snap.ID))
-			if err != nil {
-				t.Fatal(err)
-			}
 			forged := strings.Replace(snap.Checksum, "sha256:", "sha256:00", 1)[:len(snap.Checksum)]
-			id, err := r.writeCommit(c.tree, plumbing.NewHash(snap.ID), later(), commitMessage("", snap.Files, snap.Bytes, forged))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := r.publish(id, false); err != nil {
-				t.Fatal(err)
-			}
+			forge(t, e, snap, func(msg string) string { return strings.Replace(msg, snap.Checksum, forged, 1) })
 		}, "checksum mismatch", nil},
+		{"tampered mode record", func(t *testing.T, e *testEnv, snap Result) {
+			forge(t, e, snap, func(msg string) string {
+				return strings.Replace(msg, `Conman-Mode: 0600 "secret.txt"`, `Conman-Mode: 0644 "secret.txt"`, 1)
+			})
+		}, "checksum mismatch", nil},
+		{"tampered directory mode record", func(t *testing.T, e *testEnv, snap Result) {
+			forge(t, e, snap, func(msg string) string {
+				return strings.Replace(msg, `Conman-Mode: 1777 "tmp"`, `Conman-Mode: 0777 "tmp"`, 1)
+			})
+		}, "checksum mismatch", nil},
+		{"mode record removed", func(t *testing.T, e *testEnv, snap Result) {
+			forge(t, e, snap, func(msg string) string {
+				return strings.Replace(msg, `Conman-Mode: 0500 "frozen"`+"\n", "", 1)
+			})
+		}, "checksum mismatch", nil},
+		{"usual modes changed", func(t *testing.T, e *testEnv, snap Result) {
+			forge(t, e, snap, func(msg string) string {
+				return strings.Replace(msg, "Conman-Usual-Modes: 0644 0755 0755", "Conman-Usual-Modes: 0664 0775 0775", 1)
+			})
+		}, "checksum mismatch", nil},
+		{"mode record for a path the snapshot lacks", func(t *testing.T, e *testEnv, snap Result) {
+			forge(t, e, snap, func(msg string) string { return msg + `Conman-Mode: 0600 "nowhere"` + "\n" })
+		}, `recorded for "nowhere", which the snapshot lacks`, nil},
+		{"mode record contradicting git's", func(t *testing.T, e *testEnv, snap Result) {
+			forge(t, e, snap, func(msg string) string {
+				return strings.Replace(msg, `Conman-Mode: 0600 "secret.txt"`, `Conman-Mode: 0700 "secret.txt"`, 1)
+			})
+		}, "does not match git's mode", nil},
+		{"mode record for a symlink", func(t *testing.T, e *testEnv, snap Result) {
+			forge(t, e, snap, func(msg string) string {
+				return strings.Replace(msg, `Conman-Mode: 0700 "private"`, `Conman-Mode: 0600 "link"`+"\n"+`Conman-Mode: 0700 "private"`, 1)
+			})
+		}, "recorded for symlink link", nil},
+		{"malformed mode record", func(t *testing.T, e *testEnv, snap Result) {
+			forge(t, e, snap, func(msg string) string {
+				return strings.Replace(msg, `Conman-Mode: 0600 "secret.txt"`, `Conman-Mode: 0600 secret.txt`, 1)
+			})
+		}, "bad Conman-Mode trailer", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -401,7 +477,7 @@ func TestCorruption(t *testing.T) {
 			build(t, e.ws, base)
 			build(t, e.ws, tt.extra)
 			snap := e.snapshot(t)
-			build(t, e.ws, map[string]string{"src/main.go": "edited", "new": "new", "README.md": "edited"})
+			build(t, e.ws, map[string]string{"src/main.go": "edited", "new": "new", "README.md": "edited", "secret.txt": "edited", "tmp/": ""})
 			os.Remove(filepath.Join(e.ws, "binary.dat"))
 			before := capture(t, e.ws, ".conman")
 			tt.damage(t, e, snap)
@@ -421,7 +497,7 @@ func TestCorruption(t *testing.T) {
 			if after, _ := os.ReadFile(filepath.Join(e.data, DirName, repoDirName, "refs/heads/main")); !bytes.Equal(head, after) {
 				t.Errorf("a failed restore took a snapshot")
 			}
-			copyTo := filepath.Join(t.TempDir(), "copy")
+			copyTo := filepath.Join(tempDir(t), "copy")
 			if _, err := e.store.Restore(testContext(t), "latest", copyTo); !errors.Is(err, ErrCorrupt) {
 				t.Errorf("restore --to: err = %v, want corruption", err)
 			}
@@ -432,6 +508,28 @@ func TestCorruption(t *testing.T) {
 				t.Errorf("Verify: err = %v, want corruption", err)
 			}
 		})
+	}
+}
+
+// forge publishes, on top of snap, a commit of snap's tree whose message is
+// snap's as edit changes it.
+func forge(t *testing.T, e *testEnv, snap Result, edit func(string) string) {
+	t.Helper()
+	r := e.store.repo
+	c, err := object.GetCommit(r.storage(), plumbing.NewHash(snap.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := edit(c.Message)
+	if msg == c.Message {
+		t.Fatalf("the forgery changed nothing in\n%s", msg)
+	}
+	id, err := r.writeCommit(c.TreeHash, plumbing.NewHash(snap.ID), later(), msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.publish(id, false); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -484,10 +582,271 @@ func TestIncremental(t *testing.T) {
 	}
 }
 
+// TestModeOnlyChange checks that a chmod alone makes a new snapshot, which
+// costs a read of the file but no object other than the commit, and that
+// restores give each snapshot's modes back.
+func TestModeOnlyChange(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, false)
+	build(t, e.ws, map[string]string{"a/secret#600": "s", "a/plain": "p", "d/#750": "", "d/f": "f", "run*": "r"})
+	states := []map[string]string{capture(t, e.ws, ".conman")}
+	snaps := []Result{e.snapshot(t)}
+	changes := []struct {
+		path   string
+		perm   uint64
+		hashed int
+	}{
+		{"a/secret", 0o640, 1},
+		{"d", 0o700, 0},
+		{"run", 0o4750, 1},
+		{"a", 0o2775, 0},
+	}
+	for i, c := range changes {
+		if err := chmod(filepath.Join(e.ws, c.path), c.perm); err != nil {
+			t.Fatal(err)
+		}
+		states = append(states, capture(t, e.ws, ".conman"))
+		store := e.store
+		if i%2 == 1 {
+			store = openStore(t, e.ws, e.data, false) // the index on disk
+		}
+		res, err := store.Snapshot(testContext(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Unchanged || res.Hashed != c.hashed || res.Written != 1 {
+			t.Errorf("snapshot after chmod %o %s = %+v; want a new snapshot after %d reads, of the commit alone",
+				c.perm, c.path, res, c.hashed)
+		}
+		snaps = append(snaps, res)
+		if again := e.snapshot(t); !again.Unchanged || again.ID != res.ID {
+			t.Errorf("snapshot after nothing changed = %+v, want unchanged %s", again, res.ShortID())
+		}
+	}
+	for i := len(snaps) - 1; i >= 0; i-- {
+		if _, err := e.store.Restore(testContext(t), snaps[i].ID, ""); err != nil {
+			t.Fatal(err)
+		}
+		if d := diffTrees(states[i], capture(t, e.ws, ".conman")); d != "" {
+			t.Errorf("workspace after restoring snapshot %d differs:\n%s", i, d)
+		}
+		copyTo := filepath.Join(tempDir(t), "copy")
+		if _, err := e.store.Restore(testContext(t), snaps[i].ID, copyTo); err != nil {
+			t.Fatal(err)
+		}
+		if d := diffTrees(states[i], capture(t, copyTo, "")); d != "" {
+			t.Errorf("copy of snapshot %d differs:\n%s", i, d)
+		}
+	}
+}
+
+// TestUsualModes checks that a workspace made under a restrictive umask
+// needs no more mode records than one made under the usual one.
+func TestUsualModes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, false)
+	specs := map[string]string{"public#644": "for all", "dir/#700": "", "dir/sub/#700": "", "dir/sub/tool*#700": "t"}
+	for i := range 20 {
+		specs[fmt.Sprintf("dir/sub/f%02d#600", i)] = "private"
+	}
+	build(t, e.ws, specs)
+	want := capture(t, e.ws, ".conman")
+	snap := e.snapshot(t)
+	c, err := object.GetCommit(e.store.repo.storage(), plumbing.NewHash(snap.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, trailers, _ := strings.Cut(c.Message, "Conman-Usual-Modes: ")
+	if trailers != "0600 0700 0700\n"+`Conman-Mode: 0644 "public"`+"\n" {
+		t.Errorf("commit message:\n%s\nwant usual modes 0600 0700 0700 and one record", c.Message)
+	}
+	copyTo := filepath.Join(tempDir(t), "copy")
+	if _, err := e.store.Restore(testContext(t), snap.ID, copyTo); err != nil {
+		t.Fatal(err)
+	}
+	if d := diffTrees(want, capture(t, copyTo, "")); d != "" {
+		t.Errorf("copy differs:\n%s", d)
+	}
+}
+
+// TestModeRecordRoundTrip checks that any path survives a mode record.
+func TestModeRecordRoundTrip(t *testing.T) {
+	t.Parallel()
+	for _, path := range []string{"plain", "with space/and\nnewline", "quote\"d\\", "tab\there", "ünï\u2028cödé", "\xff\xfe bytes", "trailing space "} {
+		rec := modeRecord{path: path, perm: 0o2750}
+		line := string(appendModeRecord(nil, rec))
+		key, value, _ := strings.Cut(strings.TrimSuffix(line, "\n"), ": ")
+		if key != trailerMode || strings.Contains(value, "\n") {
+			t.Errorf("record of %q is %q", path, line)
+			continue
+		}
+		if got, err := parseModeRecord(value); err != nil || got != rec {
+			t.Errorf("record %q parses as %+v, %v; want %+v", line, got, err, rec)
+		}
+	}
+}
+
+// TestFormat1 checks that snapshots stored before modes were recorded
+// still verify and restore, as they did: files 0644 or 0755, existing
+// directories left as they are.
+func TestFormat1(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, false)
+	build(t, e.ws, map[string]string{"secret#600": "s", "run*#700": "r", "private/#700": "", "private/f#640": "f", "link@": "secret"})
+	snap := e.snapshot(t)
+	// The same tree, committed as format 1 did.
+	r := e.store.repo
+	c, err := object.GetCommit(r.storage(), plumbing.NewHash(snap.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := newVerifier(r.storage(), c.Hash)
+	v.modes = &snapshotModes{usual: gitUsual}
+	if err := v.walkTree(testContext(t), c.TreeHash, "", 0); err != nil {
+		t.Fatal(err)
+	}
+	msg := fmt.Sprintf("snapshot\n\nConman-Snapshot: 1\nConman-Files: %d\nConman-Bytes: %d\nConman-Checksum: %s\n",
+		v.l.files, v.l.bytes, v.l.checksum())
+	id, err := r.writeCommit(c.TreeHash, c.Hash, later(), msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.publish(id, false); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := e.store.Verify(testContext(t), id.String()); err != nil || info.Files != 4 {
+		t.Fatalf("Verify of a format 1 snapshot = %+v, %v", info, err)
+	}
+	if infos, err := e.store.List(testContext(t)); err != nil || len(infos) != 2 {
+		t.Fatalf("List = %+v, %v", infos, err)
+	}
+	if err := chmod(filepath.Join(e.ws, "private"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.Restore(testContext(t), id.String(), ""); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"secret": "file 0644 s", "run": "file 0755 r", "private": "dir 0750", "private/f": "file 0644 f", "link": "link secret",
+	}
+	if d := diffTrees(want, capture(t, e.ws, ".conman")); d != "" {
+		t.Errorf("workspace after restoring a format 1 snapshot differs:\n%s", d)
+	}
+	// Tampering is caught as before.
+	forge(t, e, Result{Info: Info{ID: id.String()}}, func(msg string) string {
+		return strings.Replace(msg, "Conman-Files: 4\n", "Conman-Files: 4\n"+`Conman-Mode: 0600 "secret"`+"\n", 1)
+	})
+	if _, err := e.store.Verify(testContext(t), "latest"); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("Verify of a format 1 snapshot with a mode record: err = %v, want corruption", err)
+	}
+}
+
+// TestRestoreWithoutPrivileges restores read-only directories as a user
+// their modes bind, as they do not bind root: run by root, the test runs
+// itself again as nobody.
+func TestRestoreWithoutPrivileges(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() == 0 {
+		runAsNobody(t)
+		return
+	}
+	e := newEnv(t, false)
+	build(t, e.ws, map[string]string{"keep": "k"})
+	without := e.snapshot(t)
+	build(t, e.ws, map[string]string{
+		"ro/#500": "", "ro/a#444": "a", "ro/sub/#555": "", "ro/sub/b#600": "b",
+		"ro/sub/deeper/#500": "", "ro/sub/deeper/c": "c", "ro/empty/#500": "",
+	})
+	want := capture(t, e.ws, ".conman")
+	snap := e.snapshot(t)
+
+	openTree(filepath.Join(e.ws, "ro"))
+	if err := os.Chmod(filepath.Join(e.ws, "ro/a"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	build(t, e.ws, map[string]string{"ro/a": "changed", "ro/new": "new", "ro/sub/deeper/#500": "", "ro/#555": ""})
+	if err := os.Remove(filepath.Join(e.ws, "ro/sub/b")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.Restore(testContext(t), snap.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	if d := diffTrees(want, capture(t, e.ws, ".conman")); d != "" {
+		t.Errorf("workspace after restore differs:\n%s", d)
+	}
+	// Restoring a snapshot without them removes read-only directories.
+	if _, err := e.store.Restore(testContext(t), without.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(e.ws, "ro")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("ro survived the restore of a snapshot without it: %v", err)
+	}
+	if _, err := e.store.Restore(testContext(t), snap.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	if d := diffTrees(want, capture(t, e.ws, ".conman")); d != "" {
+		t.Errorf("workspace after restore differs:\n%s", d)
+	}
+	copyTo := filepath.Join(tempDir(t), "copy")
+	if _, err := e.store.Restore(testContext(t), snap.ID, copyTo); err != nil {
+		t.Fatal(err)
+	}
+	if d := diffTrees(want, capture(t, copyTo, "")); d != "" {
+		t.Errorf("copy differs:\n%s", d)
+	}
+}
+
+// runAsNobody runs the test t again, in a copy of the test binary, as the
+// user nobody.
+func runAsNobody(t *testing.T) {
+	const nobody = 65534
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// t.TempDir's parent is private to root.
+	dir, err := os.MkdirTemp("", "conman-as-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	copied := filepath.Join(dir, filepath.Base(self))
+	if err := os.WriteFile(copied, bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for path, perm := range map[string]os.FileMode{dir: 0o755, copied: 0o755} {
+		if err := os.Chmod(path, perm); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chown(tmp, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(testContext(t), copied, "-test.run=^"+t.Name()+"$", "-test.v", "-test.count=1")
+	cmd.Dir = tmp
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp, "HOME="+tmp)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	out, err := cmd.CombinedOutput()
+	if errors.Is(err, syscall.EPERM) {
+		t.Skip("cannot run as nobody:", err)
+	}
+	if err != nil || !strings.Contains(string(out), "--- PASS: "+t.Name()) {
+		t.Fatalf("as nobody: %v\n%s", err, out)
+	}
+}
+
 func TestRacyFilesAreReadAgain(t *testing.T) {
 	t.Parallel()
-	ws := t.TempDir()
-	data := filepath.Join(t.TempDir(), "data")
+	ws := tempDir(t)
+	data := filepath.Join(tempDir(t), "data")
 	s, err := Open(Options{Workspace: ws, DataDir: data, NoSync: true}) // the real clock
 	if err != nil {
 		t.Fatal(err)
@@ -518,7 +877,7 @@ func TestFileChangingWhileRead(t *testing.T) {
 		}
 	}
 	snap := e.snapshot(t)
-	copyTo := filepath.Join(t.TempDir(), "copy")
+	copyTo := filepath.Join(tempDir(t), "copy")
 	if _, err := e.store.Restore(testContext(t), snap.ID, copyTo); err != nil {
 		t.Fatal(err)
 	}
@@ -579,8 +938,8 @@ func TestDataDirExcluded(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			ws := t.TempDir()
-			data := filepath.Join(t.TempDir(), "data")
+			ws := tempDir(t)
+			data := filepath.Join(tempDir(t), "data")
 			if tt.dataRel != "" {
 				data = filepath.Join(ws, tt.dataRel)
 			}
@@ -670,7 +1029,7 @@ func TestGitCanReadTheStore(t *testing.T) {
 			first := e.snapshot(t)
 			build(t, e.ws, map[string]string{"src/main.go": "edited"})
 			second := e.snapshot(t)
-			copyTo := filepath.Join(t.TempDir(), "copy")
+			copyTo := filepath.Join(tempDir(t), "copy")
 			if _, err := e.store.Restore(testContext(t), first.ID, copyTo); err != nil {
 				t.Fatal(err)
 			}
@@ -700,6 +1059,10 @@ func TestGitCanReadTheStore(t *testing.T) {
 			}
 			if got := run("ls-tree", "-r", "--name-only", "HEAD~"); strings.Count(got, "\n") != int(first.Files) {
 				t.Errorf("git ls-tree -r lists %d files, want %d", strings.Count(got, "\n"), first.Files)
+			}
+			// Git reads the modes as trailers.
+			if got := run("log", "-1", "--format=%(trailers:key=Conman-Mode,valueonly)", "HEAD~"); !strings.Contains(got, `0600 "secret.txt"`+"\n") || !strings.Contains(got, `1777 "tmp"`+"\n") {
+				t.Errorf("git's Conman-Mode trailers = %q", got)
 			}
 		})
 	}

@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha1"
 	"encoding/binary"
@@ -8,6 +9,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -35,7 +38,7 @@ type testEnv struct {
 // a store on it. The store skips syncing unless sync is set.
 func newEnv(t testing.TB, sync bool) *testEnv {
 	t.Helper()
-	ws := t.TempDir()
+	ws := tempDir(t)
 	e := &testEnv{ws: ws, data: filepath.Join(ws, ".conman")}
 	if err := os.MkdirAll(e.data, 0o700); err != nil {
 		t.Fatal(err)
@@ -54,12 +57,49 @@ func openStore(t testing.TB, ws, data string, sync bool) *Store {
 	return s
 }
 
+// tempDir is t.TempDir, emptied even as a user other than root when
+// restores have left read-only directories in it.
+func tempDir(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	t.Cleanup(func() { openTree(filepath.Dir(dir)) })
+	return dir
+}
+
+// openTree gives the owner full access to every directory under dir.
+func openTree(dir string) {
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			if info, err := d.Info(); err == nil && info.Mode().Perm()&0o700 != 0o700 {
+				os.Chmod(path, info.Mode().Perm()|0o700)
+			}
+		}
+		return nil
+	})
+}
+
 // build creates a tree under dir from specs: "path" → content for a file
 // (mode 0644), "path*" for an executable (0755), "path@" → target for a
-// symlink, "path/" for a directory.
+// symlink, "path/" for a directory (0755). A file's or directory's spec
+// may end in "#<octal mode>" for another mode ("secret#600", "tmp/#1777"),
+// which directories get once everything is built, deepest first.
 func build(t testing.TB, dir string, specs map[string]string) {
 	t.Helper()
+	type dirMode struct {
+		path string
+		perm uint64
+	}
+	var dirModes []dirMode
 	for spec, content := range specs {
+		var perm uint64
+		hasPerm := false
+		if i := strings.LastIndexByte(spec, '#'); i >= 0 {
+			p, err := strconv.ParseUint(spec[i+1:], 8, 32)
+			if err != nil {
+				t.Fatalf("spec %q: %v", spec, err)
+			}
+			spec, perm, hasPerm = spec[:i], p, true
+		}
 		path := filepath.Join(dir, filepath.FromSlash(strings.TrimRight(spec, "*@/")))
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)
@@ -68,26 +108,44 @@ func build(t testing.TB, dir string, specs map[string]string) {
 		switch {
 		case strings.HasSuffix(spec, "/"):
 			err = os.MkdirAll(path, 0o755)
+			if hasPerm {
+				dirModes = append(dirModes, dirMode{path, perm})
+			}
 		case strings.HasSuffix(spec, "@"):
 			os.Remove(path)
 			err = os.Symlink(content, path)
 		default:
-			perm := os.FileMode(0o644)
-			if strings.HasSuffix(spec, "*") {
-				perm = 0o755
+			if !hasPerm {
+				perm = 0o644
+				if strings.HasSuffix(spec, "*") {
+					perm = 0o755
+				}
 			}
-			if err = os.WriteFile(path, []byte(content), perm); err == nil {
-				err = os.Chmod(path, perm)
+			if err = os.WriteFile(path, []byte(content), 0o600); err == nil {
+				err = chmod(path, perm)
 			}
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
+	slices.SortFunc(dirModes, func(a, b dirMode) int { return cmp.Compare(b.path, a.path) })
+	for _, d := range dirModes {
+		if err := chmod(d.path, d.perm); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// chmod sets all of path's permission bits, setuid, setgid and sticky
+// included.
+func chmod(path string, perm uint64) error {
+	return os.Chmod(path, osMode(uint32(perm)))
 }
 
 // capture describes everything under dir except skip (a slash path
-// relative to dir): "dir", "file <perm> <content>" or "link <target>".
+// relative to dir): "dir <mode>", "file <mode> <content>" or
+// "link <target>", modes being all the permission bits in 4 octal digits.
 func capture(t testing.TB, dir, skip string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
@@ -107,9 +165,10 @@ func capture(t testing.TB, dir, skip string) map[string]string {
 		if err != nil {
 			return err
 		}
+		st, _ := statFromInfo(info)
 		switch {
 		case info.IsDir():
-			out[rel] = "dir"
+			out[rel] = fmt.Sprintf("dir %04o", st.perm())
 		case info.Mode()&fs.ModeSymlink != 0:
 			target, err := os.Readlink(path)
 			if err != nil {
@@ -121,7 +180,7 @@ func capture(t testing.TB, dir, skip string) map[string]string {
 			if err != nil {
 				return err
 			}
-			out[rel] = fmt.Sprintf("file %o %s", info.Mode().Perm(), content)
+			out[rel] = fmt.Sprintf("file %04o %s", st.perm(), content)
 		}
 		return nil
 	})
@@ -211,24 +270,4 @@ func countObjects(t testing.TB, data string) int {
 		n += int(binary.BigEndian.Uint32(b[8+255*4:]))
 	}
 	return n
-}
-
-// gitModes is tree as git keeps it: files 0644, or 0755 when their owner
-// may execute them.
-func gitModes(tree map[string]string) map[string]string {
-	out := make(map[string]string, len(tree))
-	for k, v := range tree {
-		var perm uint32
-		var content string
-		if n, _ := fmt.Sscanf(v, "file %o", &perm); n == 1 {
-			_, content, _ = strings.Cut(strings.TrimPrefix(v, "file "), " ")
-			if perm&0o100 != 0 {
-				v = "file 755 " + content
-			} else {
-				v = "file 644 " + content
-			}
-		}
-		out[k] = v
-	}
-	return out
 }

@@ -17,6 +17,7 @@ import (
 type planEntry struct {
 	path   string
 	mode   filemode.FileMode
+	perm   uint32        // files and directories: permission bits
 	blob   plumbing.Hash // files and symlinks
 	size   int64         // files
 	target string        // symlinks
@@ -25,15 +26,19 @@ type planEntry struct {
 // verifier checks a snapshot end to end before anything relies on it:
 // every object it reaches is read back and re-hashed (so a flipped bit is
 // caught whether or not decompression notices), tree entries must be sane
-// and in order, and the SHA-256 of the canonical listing, recomputed from
-// the content itself, must equal the one recorded in the commit. That last
-// check does not depend on git's SHA-1 at all.
+// and in order, the permission bits recorded in the commit must fit the
+// entries they are for, and the SHA-256 of the canonical listing,
+// recomputed from the content itself and those bits, must equal the one
+// recorded in the commit. That last check does not depend on git's SHA-1
+// at all.
 type verifier struct {
 	st    storer.EncodedObjectStorer
 	id    plumbing.Hash
 	blobs map[plumbing.Hash]verifiedBlob
 	plan  []planEntry
 	l     *listing
+	modes *snapshotModes
+	next  int // the first of modes.records not yet applied
 }
 
 type verifiedBlob struct {
@@ -82,12 +87,16 @@ func (v *verifier) verify(ctx context.Context) (Info, []planEntry, error) {
 	if err := c.Decode(obj); err != nil {
 		return Info{}, nil, v.corrupt("commit: %v", err)
 	}
-	info, err := infoFromCommit(&c)
+	info, modes, err := parseCommit(&c, true)
 	if err != nil {
 		return Info{}, nil, v.corrupt("%v", err)
 	}
+	v.modes = modes
 	if err := v.walkTree(ctx, c.TreeHash, "", 0); err != nil {
 		return info, nil, err
+	}
+	if v.next < len(modes.records) {
+		return info, nil, v.corrupt("a mode is recorded for %q, which the snapshot lacks (or not in listing order)", modes.records[v.next].path)
 	}
 	if v.l.files != info.Files || v.l.bytes != info.Bytes {
 		return info, nil, v.corrupt("it holds %d files of %d bytes, its commit records %d of %d",
@@ -205,19 +214,30 @@ func (v *verifier) walkTree(ctx context.Context, h plumbing.Hash, dir string, de
 		path := joinPath(dir, e.Name)
 		switch e.Mode {
 		case filemode.Dir:
-			v.plan = append(v.plan, planEntry{path: path, mode: filemode.Dir})
-			v.l.add(filemode.Dir, 0, &emptySum, path)
+			perm, mode, err := v.permOf(path, kindDir)
+			if err != nil {
+				return err
+			}
+			v.plan = append(v.plan, planEntry{path: path, mode: filemode.Dir, perm: perm})
+			v.l.add(mode, 0, &emptySum, path)
 			if err := v.walkTree(ctx, e.Hash, path, depth+1); err != nil {
 				return err
 			}
 		case filemode.Regular, filemode.Executable:
+			perm, mode, err := v.permOf(path, kindOf(e.Mode))
+			if err != nil {
+				return err
+			}
 			b, _, err := v.verifyBlob(e.Hash, path, false)
 			if err != nil {
 				return err
 			}
-			v.plan = append(v.plan, planEntry{path: path, mode: e.Mode, blob: e.Hash, size: b.size})
-			v.l.add(e.Mode, b.size, &b.sum, path)
+			v.plan = append(v.plan, planEntry{path: path, mode: e.Mode, perm: perm, blob: e.Hash, size: b.size})
+			v.l.add(mode, b.size, &b.sum, path)
 		case filemode.Symlink:
+			if v.recorded(path) {
+				return v.corrupt("a mode is recorded for symlink %s", path)
+			}
 			b, target, err := v.verifyBlob(e.Hash, path, true)
 			if err != nil {
 				return err
@@ -226,12 +246,34 @@ func (v *verifier) walkTree(ctx context.Context, h plumbing.Hash, dir string, de
 				return v.corrupt("symlink %s has an invalid target", path)
 			}
 			v.plan = append(v.plan, planEntry{path: path, mode: filemode.Symlink, blob: e.Hash, size: b.size, target: string(target)})
-			v.l.add(filemode.Symlink, b.size, &b.sum, path)
+			v.l.add(uint32(filemode.Symlink), b.size, &b.sum, path)
 		default:
 			return v.corrupt("%s has unexpected mode %o", path, uint32(e.Mode))
 		}
 	}
 	return nil
+}
+
+// recorded reports whether the next mode record is path's.
+func (v *verifier) recorded(path string) bool {
+	return v.next < len(v.modes.records) && v.modes.records[v.next].path == path
+}
+
+// permOf returns the permission bits of the entry at path, of kind k, and
+// the mode the listing has for it.
+func (v *verifier) permOf(path string, k int) (perm, mode uint32, err error) {
+	perm = v.modes.usual[k]
+	if v.recorded(path) {
+		perm = v.modes.records[v.next].perm
+		v.next++
+	}
+	if !fitsKind(k, perm) {
+		return 0, 0, v.corrupt("mode %04o recorded for %s does not match git's mode of it", perm, path)
+	}
+	if !v.modes.exact {
+		return perm, uint32(gitModeOfKind[k]), nil // format 1 listed git's modes
+	}
+	return perm, unixMode(k, perm), nil
 }
 
 // validName reports whether name can be a directory entry.
