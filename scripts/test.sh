@@ -35,8 +35,10 @@ if ! cmp -s "$tmp/api.pb.go" api/api.pb.go; then
 fi
 
 step "go test -race"
+# The daemon binary the end-to-end tests run, built once for all packages.
+go build -o "$tmp/conman" ./cmd/conman
 # Two packages at a time on two cores; the Node end-to-end tests must run.
-CONMAN_REQUIRE_NODE=1 go test -race -p 2 -timeout 20m ./...
+CONMAN_TEST_BINARY="$tmp/conman" CONMAN_REQUIRE_NODE=1 go test -race -p 2 -timeout 20m ./...
 
 fuzztime=${FUZZTIME:-10s}
 if [ "$fuzztime" != "0" ]; then

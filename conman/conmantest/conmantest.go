@@ -145,9 +145,17 @@ var (
 	buildErr  error
 )
 
-// Binary builds cmd/conman once per test binary and returns its path.
+// Binary returns the path of the conman binary: $CONMAN_TEST_BINARY when
+// set (the test script builds it once for every package), else cmd/conman
+// built once per test binary.
 func Binary(t testing.TB) string {
 	t.Helper()
+	if bin := os.Getenv("CONMAN_TEST_BINARY"); bin != "" {
+		if _, err := os.Stat(bin); err != nil {
+			t.Fatalf("CONMAN_TEST_BINARY: %v", err)
+		}
+		return bin
+	}
 	buildOnce.Do(func() {
 		_, file, _, _ := runtime.Caller(0)
 		root := filepath.Join(filepath.Dir(file), "..", "..")
