@@ -184,7 +184,10 @@ func (d *Daemon) routes() http.Handler {
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	if d.cfg.UI != nil {
-		mux.Handle("GET /", d.cfg.UI)
+		// "/" and not "GET /": a method pattern with the catch-all path
+		// conflicts with "/wsv2/" (ServeMux panics). The UI answers
+		// methods other than GET and HEAD itself.
+		mux.Handle("/", d.cfg.UI)
 	} else {
 		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -179,5 +181,32 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	if _, err := client.Dial(ctx, d.URL(d.Token(t, conmantest.User)), client.Options{}); err == nil {
 		t.Fatal("a new connection was accepted after shutdown")
+	}
+}
+
+func TestUIServedBesideTheProtocol(t *testing.T) {
+	t.Parallel()
+	d := conmantest.Start(t, func(c *conman.Config) {
+		c.UI = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "ide at "+r.URL.Path)
+		})
+	})
+	for path, want := range map[string]string{"/": "ide at /", "/assets/app.js": "ide at /assets/app.js"} {
+		resp, err := http.Get(d.HTTP() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(body) != want {
+			t.Errorf("GET %s = %q, want %q", path, body, want)
+		}
+	}
+	// The protocol and the operator endpoints still win over the UI.
+	if _, err := d.Dial(t).Ping(conmantest.Context(t)); err != nil {
+		t.Fatal(err)
+	}
+	if m := conmantest.Metrics(t, d.Addr()); m["conman_sessions"] < 1 {
+		t.Fatalf("metrics not served: %v", m["conman_sessions"])
 	}
 }
