@@ -30,6 +30,7 @@ import (
 	_ "github.com/conman-dev/conman/services/exec"
 	_ "github.com/conman-dev/conman/services/files"
 	_ "github.com/conman-dev/conman/services/fsevents"
+	_ "github.com/conman-dev/conman/services/ot"
 	_ "github.com/conman-dev/conman/services/packager"
 	_ "github.com/conman-dev/conman/services/run"
 	"github.com/conman-dev/conman/services/shell"
