@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -146,6 +147,7 @@ type Hub struct {
 	cancel   context.CancelFunc
 	lastID   atomic.Int32
 	channel0 map[protoreflect.FieldNumber]Channel0Handler
+	starters []func(*Session) // set before serving, read-only afterwards
 
 	sessionsWG sync.WaitGroup // one per live session
 	channelsWG sync.WaitGroup // one per channel goroutine
@@ -199,6 +201,19 @@ func (h *Hub) HandleChannel0(body string, fn Channel0Handler) {
 	h.channel0[fd.Number()] = fn
 }
 
+// OnSessionStart registers fn to run for every new session once its
+// handshake (bootStatus, then containerState READY) is queued, before any of
+// its frames is read: the place to greet a session on channel 0 with state
+// it has not asked for (the open ports, say). fn runs in the goroutine that
+// called [Hub.NewSession], so it must be quick; a panic is logged. Like
+// [Hub.HandleChannel0], it must be called before the hub serves anyone.
+func (h *Hub) OnSessionStart(fn func(*Session)) {
+	if fn == nil {
+		panic("channels: OnSessionStart with a nil function")
+	}
+	h.starters = append(h.starters, fn)
+}
+
 // Registry returns the services the hub serves.
 func (h *Hub) Registry() *Registry { return h.opts.Registry }
 
@@ -221,8 +236,22 @@ func (h *Hub) NewSession(conn Conn, id Identity) (*Session, error) {
 	go s.writeLoop(h.opts.PingInterval)
 	s.Send0(&api.Command{Body: &api.Command_BootStatus{BootStatus: &api.BootStatus{Stage: api.BootStatus_COMPLETE}}})
 	s.Send0(&api.Command{Body: &api.Command_ContainerState{ContainerState: &api.ContainerState{State: api.ContainerState_READY}}})
+	for _, fn := range h.starters {
+		s.runStarter(fn)
+	}
 	s.log.Debug("session opened", "user", id.UserName, "read_only", id.ReadOnly)
 	return s, nil
+}
+
+// runStarter runs one OnSessionStart function, logging a panic instead of
+// crashing.
+func (s *Session) runStarter(fn func(*Session)) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("session start hook panicked", "panic", r, "stack", string(debug.Stack()))
+		}
+	}()
+	fn(s)
 }
 
 func (h *Hub) removeSession(s *Session) {

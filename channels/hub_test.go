@@ -152,10 +152,10 @@ func TestOverflowClosesOnlyTheSlowSession(t *testing.T) {
 	slow, slowConn := session(t, hub, channels.Identity{UserName: "slow"})
 	fast, fastConn := session(t, hub, channels.Identity{UserName: "fast"})
 	slowConn.Stall()
+	// Each broadcast waits until the fast session has it, so only the
+	// stalled session's queue grows.
 	for i := 0; i < 200; i++ {
 		hub.Broadcast0(&api.Command{Body: &api.Command_Toast{Toast: &api.Toast{Text: strings.Repeat("t", 1024)}}})
-	}
-	for i := 0; i < 200; i++ {
 		m, err := fastConn.Next(ctxT(t))
 		if err != nil || m.GetToast() == nil {
 			t.Fatalf("fast session message %d: %v %v", i, m, err)
@@ -211,5 +211,43 @@ func TestRecorderSeesFramesBothWays(t *testing.T) {
 	defer log.mu.Unlock()
 	if len(log.frames) != 2 || !log.dirs[0] || log.dirs[1] || log.frames[0].GetPing() == nil || log.frames[1].GetPong() == nil || log.frames[1].Ref != "p1" {
 		t.Fatalf("recorded %v (in: %v), want the ping in and the pong out", log.frames, log.dirs)
+	}
+}
+
+func TestOnSessionStartGreetsAfterReady(t *testing.T) {
+	reg := channels.NewRegistry()
+	hub := channels.NewHub(channels.Options{Registry: reg, Logger: discardLogger(), PingInterval: -1})
+	defer hub.Shutdown(ctxT(t))
+	var started []int32
+	hub.OnSessionStart(func(s *channels.Session) {
+		started = append(started, s.ID())
+		s.Send0(&api.Command{Body: &api.Command_Toast{Toast: &api.Toast{Text: "hello"}}})
+	})
+	hub.OnSessionStart(func(*channels.Session) { panic("a broken hook") })
+
+	conn := channelstest.NewConn()
+	s, err := hub.NewSession(conn, channels.Identity{UserName: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(channels.ReasonClientClosed)
+	var got []string
+	for i := 0; i < 3; i++ {
+		m, err := conn.Next(ctxT(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, channels.BodyName(m))
+	}
+	if strings.Join(got, " ") != "bootStatus containerState toast" {
+		t.Fatalf("got %v, want bootStatus, containerState, then the hook's toast", got)
+	}
+	if len(started) != 1 || started[0] != s.ID() {
+		t.Fatalf("hook saw sessions %v, want [%d]", started, s.ID())
+	}
+	// A panicking hook does not break the session.
+	s.HandleFrame(channelstest.Encode(&api.Command{Ref: "p", Body: &api.Command_Ping{Ping: &api.Ping{}}}))
+	if m, err := conn.Next(ctxT(t)); err != nil || m.GetPong() == nil {
+		t.Fatalf("after a panicking hook: %v %v, want pong", m, err)
 	}
 }

@@ -233,6 +233,11 @@ func (s *Session) writeLoop(pingInterval time.Duration) {
 			if f.channel != 0 {
 				head = binary.AppendUvarint(prefix[:1], uint64(f.channel))
 			}
+			// Recorded before the write: once it is written the client
+			// may answer, and the answer must not be recorded first.
+			if rec := s.recorder.Load(); rec != nil {
+				(*rec).RecordFrame(false, head, f.body)
+			}
 			if err := s.conn.WriteFrame(head, f.body); err != nil {
 				s.queue.close(ReasonWriteFailed, false)
 				closing, reason = true, ReasonWriteFailed
@@ -240,9 +245,6 @@ func (s *Session) writeLoop(pingInterval time.Duration) {
 			}
 			if f.stats != nil {
 				f.stats.FramesOut(1, len(head)+len(f.body))
-			}
-			if rec := s.recorder.Load(); rec != nil {
-				(*rec).RecordFrame(false, head, f.body)
 			}
 			written += f.size()
 			if f.oversized {

@@ -271,6 +271,9 @@ func (d *Daemon) BrowserURL() (string, error) {
 	return "http://" + host + "/#token=" + url.QueryEscape(tok), nil
 }
 
+// ShutdownToast is shown to every session when the daemon shuts down.
+const ShutdownToast = "The workspace daemon is shutting down; reconnecting when it is back."
+
 // Shutdown stops the daemon: it stops accepting connections, ends every
 // channel (services flush within ctx), closes every websocket with 1001,
 // then stops the services. When ctx expires first, what is left is cut off.
@@ -290,6 +293,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		}
 		<-d.serveDone
 	}
+	// Sessions are told before they are closed: the hub writes what is
+	// queued for them before the close frame.
+	d.hub.Toast(ShutdownToast)
 	if err := d.hub.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("hub shutdown: %w", err))
 	}

@@ -169,6 +169,9 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatalf("shutdown: %v", err)
 	}
 	for i, c := range clients {
+		if m, err := c.Chan0(ctx); err != nil || m.GetToast().GetText() != conman.ShutdownToast {
+			t.Errorf("client %d: got %v %v before the close, want the shutdown toast", i, m, err)
+		}
 		select {
 		case <-c.Done():
 		case <-ctx.Done():
