@@ -3,6 +3,7 @@
 //	conman [serve] [--listen ADDR] [--workspace DIR] [--data-dir DIR] [--allow-origin URL]... [--pprof]
 //	conman keygen --data-dir DIR
 //	conman token --data-dir DIR --user NAME [--user-id N] [--ro] [--ttl DURATION] [--workspace-id ID]
+//	conman toast TEXT [--data-dir DIR] [--addr HOST:PORT]
 //
 // Every flag can also be set through the environment as CONMAN_<FLAG>, with
 // dashes as underscores (CONMAN_LISTEN, CONMAN_ALLOW_ORIGIN); a flag on the
@@ -26,12 +27,18 @@ import (
 	"github.com/conman-dev/conman/conman/auth"
 
 	// The services the daemon serves.
+	_ "github.com/conman-dev/conman/services/chat"
 	_ "github.com/conman-dev/conman/services/debug"
+	_ "github.com/conman-dev/conman/services/diag"
 	_ "github.com/conman-dev/conman/services/exec"
 	_ "github.com/conman-dev/conman/services/files"
 	_ "github.com/conman-dev/conman/services/fsevents"
+	_ "github.com/conman-dev/conman/services/meta"
 	_ "github.com/conman-dev/conman/services/ot"
 	_ "github.com/conman-dev/conman/services/packager"
+	_ "github.com/conman-dev/conman/services/ports"
+	_ "github.com/conman-dev/conman/services/presence"
+	_ "github.com/conman-dev/conman/services/proxy"
 	_ "github.com/conman-dev/conman/services/run"
 	"github.com/conman-dev/conman/services/shell"
 	_ "github.com/conman-dev/conman/services/sink"
@@ -47,6 +54,7 @@ const usage = `usage:
   conman keygen [flags]    write a new key pair into the data dir
   conman token [flags]     mint an access token and print it
   conman snapshot CMD      list, create, verify or restore workspace snapshots
+  conman toast TEXT        show TEXT to every session of the running daemon
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -64,6 +72,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = token(args, stdout, stderr)
 	case "snapshot":
 		err = snapshotCmd(args, stdout, stderr)
+	case "toast":
+		err = toastCmd(args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0
