@@ -341,10 +341,19 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		s.queue.close(ReasonShutdown, true)
 	}
 	if werr := waitCtx(ctx, &h.sessionsWG); werr != nil {
+		// Hard stage: cut the transports and end the sessions here
+		// rather than wait for their read loops to notice.
 		err = werr
+		var closing sync.WaitGroup
 		for _, s := range h.Sessions() {
 			s.conn.Close(ReasonShutdown.Code, ReasonShutdown.Text)
+			closing.Add(1)
+			go func() {
+				defer closing.Done()
+				s.Close(ReasonShutdown)
+			}()
 		}
+		closing.Wait()
 		h.sessionsWG.Wait()
 	}
 	h.channelsWG.Wait()

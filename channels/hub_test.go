@@ -251,3 +251,29 @@ func TestOnSessionStartGreetsAfterReady(t *testing.T) {
 		t.Fatalf("after a panicking hook: %v %v, want pong", m, err)
 	}
 }
+
+// TestShutdownEndsSessionsNobodyCloses: a transport whose read loop never
+// ends its session (here: none at all) cannot hold shutdown past its
+// context.
+func TestShutdownEndsSessionsNobodyCloses(t *testing.T) {
+	reg := channels.NewRegistry()
+	hub := channels.NewHub(channels.Options{Registry: reg, Logger: discardLogger(), PingInterval: -1})
+	_, conn := session(t, hub, channels.Identity{UserName: "a"})
+	conn.Stall() // the final flush cannot finish either
+	hub.Toast("bye")
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- hub.Shutdown(ctx) }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("shutdown reported a clean stop although it had to cut a session off")
+		}
+	case <-time.After(timeout):
+		t.Fatal("shutdown hung on a session nobody closed")
+	}
+	if _, _, closed := conn.CloseStatus(); !closed {
+		t.Fatal("the transport was not closed")
+	}
+}
