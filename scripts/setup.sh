@@ -24,7 +24,7 @@ fi
 
 # Node packages: reinstall only when the lock file changed since the last
 # install (npm ci removes node_modules first, so it is not cheap).
-for dir in e2e; do
+for dir in e2e web/ui; do
   stamp="$dir/node_modules/.conman-lock-sha"
   want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then

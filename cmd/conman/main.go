@@ -43,6 +43,7 @@ import (
 	"github.com/conman-dev/conman/services/shell"
 	_ "github.com/conman-dev/conman/services/sink"
 	_ "github.com/conman-dev/conman/services/snapshot"
+	"github.com/conman-dev/conman/web/ui"
 )
 
 func main() {
@@ -245,6 +246,7 @@ func serve(args []string, stderr io.Writer) error {
 	cfg.URLUserID = uint32(userID)
 	cfg.Logger = log
 	cfg.Version = version()
+	cfg.UI = ui.Handler()
 	shell.Configure(shell.Options{Grace: shellGrace})
 	d, err := conman.New(cfg)
 	if err != nil {

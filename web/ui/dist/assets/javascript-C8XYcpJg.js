@@ -1,0 +1,1 @@
+export{t as javascript}from"./lezer-javascript-DQZ_PCpk.js";

@@ -1,0 +1,2 @@
+// Loaded on demand: see ../languages.ts.
+export { cpp } from '@codemirror/lang-cpp';

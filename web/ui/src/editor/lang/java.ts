@@ -1,0 +1,2 @@
+// Loaded on demand: see ../languages.ts.
+export { java } from '@codemirror/lang-java';

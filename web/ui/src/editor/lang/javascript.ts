@@ -1,0 +1,2 @@
+// Loaded on demand: see ../languages.ts.
+export { javascript } from '@codemirror/lang-javascript';

@@ -1,0 +1,2 @@
+// Loaded on demand: see ../languages.ts.
+export { markdown } from '@codemirror/lang-markdown';

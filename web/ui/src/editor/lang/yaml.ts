@@ -1,0 +1,2 @@
+// Loaded on demand: see ../languages.ts.
+export { yaml } from '@codemirror/lang-yaml';
