@@ -32,12 +32,34 @@ func (e *Edge) putBuf(b *bytes.Buffer) {
 type wsConn struct {
 	ws        *websocket.Conn
 	writeWait time.Duration
-	scratch   []byte // writer-owned: prefix and body joined into one frame
 	closeOnce sync.Once
 }
 
-// maxScratch is the largest joined frame kept for reuse by the writer.
-const maxScratch = 64 << 10
+// frameBufs holds the buffers frames are joined in (prefix and body, so a
+// frame goes out in one write), shared by every connection: an idle
+// connection keeps none, and a busy one does not allocate per frame. Pool
+// i holds buffers of 1<<(minFrameShift+i) bytes; bigger frames are joined
+// in a buffer of their own.
+var frameBufs [maxFrameShift - minFrameShift + 1]sync.Pool
+
+const (
+	minFrameShift = 9  // 512 B
+	maxFrameShift = 20 // 1 MiB
+)
+
+// frameBuf returns a buffer of at least n bytes and its pool index (-1 for
+// none).
+func frameBuf(n int) ([]byte, int) {
+	for i := range frameBufs {
+		if size := 1 << (minFrameShift + i); n <= size {
+			if b, ok := frameBufs[i].Get().(*[]byte); ok {
+				return (*b)[:0], i
+			}
+			return make([]byte, 0, size), i
+		}
+	}
+	return make([]byte, 0, n), -1
+}
 
 func (c *wsConn) WriteFrame(prefix, body []byte) error {
 	c.ws.SetWriteDeadline(time.Now().Add(c.writeWait))
@@ -45,12 +67,11 @@ func (c *wsConn) WriteFrame(prefix, body []byte) error {
 		return c.ws.WriteMessage(websocket.BinaryMessage, body)
 	}
 	// One frame, written with a single writev by gorilla's server fast path.
-	frame := append(append(c.scratch[:0], prefix...), body...)
+	buf, pool := frameBuf(len(prefix) + len(body))
+	frame := append(append(buf, prefix...), body...)
 	err := c.ws.WriteMessage(websocket.BinaryMessage, frame)
-	if cap(frame) <= maxScratch {
-		c.scratch = frame
-	} else {
-		c.scratch = nil
+	if pool >= 0 {
+		frameBufs[pool].Put(&frame)
 	}
 	return err
 }

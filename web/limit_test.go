@@ -38,3 +38,15 @@ func TestRedactPath(t *testing.T) {
 		}
 	}
 }
+
+func TestFrameBufSizes(t *testing.T) {
+	for _, n := range []int{1, 512, 513, 64 << 10, 1 << 20} {
+		b, pool := frameBuf(n)
+		if cap(b) < n || len(b) != 0 || pool < 0 {
+			t.Errorf("frameBuf(%d): len %d cap %d pool %d", n, len(b), cap(b), pool)
+		}
+	}
+	if b, pool := frameBuf(1<<20 + 1); pool != -1 || cap(b) < 1<<20+1 {
+		t.Errorf("an oversized frame came from pool %d with cap %d", pool, cap(b))
+	}
+}
