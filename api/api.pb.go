@@ -616,6 +616,275 @@ func (Exec_Lifecycle) EnumDescriptor() ([]byte, []int) {
 	return file_api_proto_rawDescGZIP(), []int{73, 0}
 }
 
+type LogLine_Stream int32
+
+const (
+	LogLine_STDOUT LogLine_Stream = 0
+	LogLine_STDERR LogLine_Stream = 1
+	// SYSTEM lines come from conman: a start or an exit, the truncation marker,
+	// lines skipped by a reader that fell behind.
+	LogLine_SYSTEM LogLine_Stream = 2
+)
+
+// Enum value maps for LogLine_Stream.
+var (
+	LogLine_Stream_name = map[int32]string{
+		0: "STDOUT",
+		1: "STDERR",
+		2: "SYSTEM",
+	}
+	LogLine_Stream_value = map[string]int32{
+		"STDOUT": 0,
+		"STDERR": 1,
+		"SYSTEM": 2,
+	}
+)
+
+func (x LogLine_Stream) Enum() *LogLine_Stream {
+	p := new(LogLine_Stream)
+	*p = x
+	return p
+}
+
+func (x LogLine_Stream) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (LogLine_Stream) Descriptor() protoreflect.EnumDescriptor {
+	return file_api_proto_enumTypes[12].Descriptor()
+}
+
+func (LogLine_Stream) Type() protoreflect.EnumType {
+	return &file_api_proto_enumTypes[12]
+}
+
+func (x LogLine_Stream) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use LogLine_Stream.Descriptor instead.
+func (LogLine_Stream) EnumDescriptor() ([]byte, []int) {
+	return file_api_proto_rawDescGZIP(), []int{109, 0}
+}
+
+type Task_Status int32
+
+const (
+	Task_UNKNOWN   Task_Status = 0
+	Task_QUEUED    Task_Status = 1
+	Task_RUNNING   Task_Status = 2
+	Task_SUCCEEDED Task_Status = 3
+	Task_FAILED    Task_Status = 4
+	Task_CANCELED  Task_Status = 5
+)
+
+// Enum value maps for Task_Status.
+var (
+	Task_Status_name = map[int32]string{
+		0: "UNKNOWN",
+		1: "QUEUED",
+		2: "RUNNING",
+		3: "SUCCEEDED",
+		4: "FAILED",
+		5: "CANCELED",
+	}
+	Task_Status_value = map[string]int32{
+		"UNKNOWN":   0,
+		"QUEUED":    1,
+		"RUNNING":   2,
+		"SUCCEEDED": 3,
+		"FAILED":    4,
+		"CANCELED":  5,
+	}
+)
+
+func (x Task_Status) Enum() *Task_Status {
+	p := new(Task_Status)
+	*p = x
+	return p
+}
+
+func (x Task_Status) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Task_Status) Descriptor() protoreflect.EnumDescriptor {
+	return file_api_proto_enumTypes[13].Descriptor()
+}
+
+func (Task_Status) Type() protoreflect.EnumType {
+	return &file_api_proto_enumTypes[13]
+}
+
+func (x Task_Status) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Task_Status.Descriptor instead.
+func (Task_Status) EnumDescriptor() ([]byte, []int) {
+	return file_api_proto_rawDescGZIP(), []int{111, 0}
+}
+
+// Restart says when an exited process is started again.
+type ServiceSpec_Restart int32
+
+const (
+	// ON_FAILURE restarts after a non-zero exit or a signal.
+	ServiceSpec_ON_FAILURE ServiceSpec_Restart = 0
+	ServiceSpec_ALWAYS     ServiceSpec_Restart = 1
+	ServiceSpec_NEVER      ServiceSpec_Restart = 2
+)
+
+// Enum value maps for ServiceSpec_Restart.
+var (
+	ServiceSpec_Restart_name = map[int32]string{
+		0: "ON_FAILURE",
+		1: "ALWAYS",
+		2: "NEVER",
+	}
+	ServiceSpec_Restart_value = map[string]int32{
+		"ON_FAILURE": 0,
+		"ALWAYS":     1,
+		"NEVER":      2,
+	}
+)
+
+func (x ServiceSpec_Restart) Enum() *ServiceSpec_Restart {
+	p := new(ServiceSpec_Restart)
+	*p = x
+	return p
+}
+
+func (x ServiceSpec_Restart) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ServiceSpec_Restart) Descriptor() protoreflect.EnumDescriptor {
+	return file_api_proto_enumTypes[14].Descriptor()
+}
+
+func (ServiceSpec_Restart) Type() protoreflect.EnumType {
+	return &file_api_proto_enumTypes[14]
+}
+
+func (x ServiceSpec_Restart) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ServiceSpec_Restart.Descriptor instead.
+func (ServiceSpec_Restart) EnumDescriptor() ([]byte, []int) {
+	return file_api_proto_rawDescGZIP(), []int{115, 0}
+}
+
+type ServiceList_Filter int32
+
+const (
+	ServiceList_ALL      ServiceList_Filter = 0
+	ServiceList_ENABLED  ServiceList_Filter = 1
+	ServiceList_DISABLED ServiceList_Filter = 2
+)
+
+// Enum value maps for ServiceList_Filter.
+var (
+	ServiceList_Filter_name = map[int32]string{
+		0: "ALL",
+		1: "ENABLED",
+		2: "DISABLED",
+	}
+	ServiceList_Filter_value = map[string]int32{
+		"ALL":      0,
+		"ENABLED":  1,
+		"DISABLED": 2,
+	}
+)
+
+func (x ServiceList_Filter) Enum() *ServiceList_Filter {
+	p := new(ServiceList_Filter)
+	*p = x
+	return p
+}
+
+func (x ServiceList_Filter) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ServiceList_Filter) Descriptor() protoreflect.EnumDescriptor {
+	return file_api_proto_enumTypes[15].Descriptor()
+}
+
+func (ServiceList_Filter) Type() protoreflect.EnumType {
+	return &file_api_proto_enumTypes[15]
+}
+
+func (x ServiceList_Filter) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ServiceList_Filter.Descriptor instead.
+func (ServiceList_Filter) EnumDescriptor() ([]byte, []int) {
+	return file_api_proto_rawDescGZIP(), []int{117, 0}
+}
+
+type ServiceStatus_State int32
+
+const (
+	// PASSIVE: disabled; nothing runs.
+	ServiceStatus_PASSIVE ServiceStatus_State = 0
+	// STANDBY: enabled, not running now, about to start (see nextStartAt).
+	ServiceStatus_STANDBY ServiceStatus_State = 1
+	// ACTIVE: running.
+	ServiceStatus_ACTIVE ServiceStatus_State = 2
+	// ERROR: given up: it could not start, or it crashed in a loop (see reason).
+	ServiceStatus_ERROR ServiceStatus_State = 3
+	// COMPLETE: it exited and its restart policy says not to start it again.
+	ServiceStatus_COMPLETE ServiceStatus_State = 4
+)
+
+// Enum value maps for ServiceStatus_State.
+var (
+	ServiceStatus_State_name = map[int32]string{
+		0: "PASSIVE",
+		1: "STANDBY",
+		2: "ACTIVE",
+		3: "ERROR",
+		4: "COMPLETE",
+	}
+	ServiceStatus_State_value = map[string]int32{
+		"PASSIVE":  0,
+		"STANDBY":  1,
+		"ACTIVE":   2,
+		"ERROR":    3,
+		"COMPLETE": 4,
+	}
+)
+
+func (x ServiceStatus_State) Enum() *ServiceStatus_State {
+	p := new(ServiceStatus_State)
+	*p = x
+	return p
+}
+
+func (x ServiceStatus_State) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ServiceStatus_State) Descriptor() protoreflect.EnumDescriptor {
+	return file_api_proto_enumTypes[16].Descriptor()
+}
+
+func (ServiceStatus_State) Type() protoreflect.EnumType {
+	return &file_api_proto_enumTypes[16]
+}
+
+func (x ServiceStatus_State) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ServiceStatus_State.Descriptor instead.
+func (ServiceStatus_State) EnumDescriptor() ([]byte, []int) {
+	return file_api_proto_rawDescGZIP(), []int{119, 0}
+}
+
 type Command struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// channel and session act as namespaces with 0 being global.
@@ -747,6 +1016,23 @@ type Command struct {
 	//	*Command_SnapshotList
 	//	*Command_SnapshotListRes
 	//	*Command_SnapshotRestore
+	//	*Command_TaskSubmit
+	//	*Command_Task
+	//	*Command_TaskList
+	//	*Command_TaskListRes
+	//	*Command_TaskGet
+	//	*Command_TaskCancel
+	//	*Command_TaskLog
+	//	*Command_TaskEnd
+	//	*Command_ServiceEnable
+	//	*Command_ServiceDisable
+	//	*Command_ServiceDestroy
+	//	*Command_ServiceList
+	//	*Command_ServiceListRes
+	//	*Command_Service
+	//	*Command_ServiceLog
+	//	*Command_LogSubscribe
+	//	*Command_LogRecord
 	Body          isCommand_Body `protobuf_oneof:"body"`
 	Ref           string         `protobuf:"bytes,1000,opt,name=ref,proto3" json:"ref,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1875,6 +2161,159 @@ func (x *Command) GetSnapshotRestore() *SnapshotRestore {
 	return nil
 }
 
+func (x *Command) GetTaskSubmit() *TaskSubmit {
+	if x != nil {
+		if x, ok := x.Body.(*Command_TaskSubmit); ok {
+			return x.TaskSubmit
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetTask() *Task {
+	if x != nil {
+		if x, ok := x.Body.(*Command_Task); ok {
+			return x.Task
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetTaskList() *TaskList {
+	if x != nil {
+		if x, ok := x.Body.(*Command_TaskList); ok {
+			return x.TaskList
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetTaskListRes() *TaskListRes {
+	if x != nil {
+		if x, ok := x.Body.(*Command_TaskListRes); ok {
+			return x.TaskListRes
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetTaskGet() *TaskRef {
+	if x != nil {
+		if x, ok := x.Body.(*Command_TaskGet); ok {
+			return x.TaskGet
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetTaskCancel() *TaskRef {
+	if x != nil {
+		if x, ok := x.Body.(*Command_TaskCancel); ok {
+			return x.TaskCancel
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetTaskLog() *LogLine {
+	if x != nil {
+		if x, ok := x.Body.(*Command_TaskLog); ok {
+			return x.TaskLog
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetTaskEnd() *Task {
+	if x != nil {
+		if x, ok := x.Body.(*Command_TaskEnd); ok {
+			return x.TaskEnd
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetServiceEnable() *ServiceSpec {
+	if x != nil {
+		if x, ok := x.Body.(*Command_ServiceEnable); ok {
+			return x.ServiceEnable
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetServiceDisable() *ServiceRef {
+	if x != nil {
+		if x, ok := x.Body.(*Command_ServiceDisable); ok {
+			return x.ServiceDisable
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetServiceDestroy() *ServiceRef {
+	if x != nil {
+		if x, ok := x.Body.(*Command_ServiceDestroy); ok {
+			return x.ServiceDestroy
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetServiceList() *ServiceList {
+	if x != nil {
+		if x, ok := x.Body.(*Command_ServiceList); ok {
+			return x.ServiceList
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetServiceListRes() *ServiceListRes {
+	if x != nil {
+		if x, ok := x.Body.(*Command_ServiceListRes); ok {
+			return x.ServiceListRes
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetService() *ServiceStatus {
+	if x != nil {
+		if x, ok := x.Body.(*Command_Service); ok {
+			return x.Service
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetServiceLog() *LogLine {
+	if x != nil {
+		if x, ok := x.Body.(*Command_ServiceLog); ok {
+			return x.ServiceLog
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetLogSubscribe() *LogSubscribe {
+	if x != nil {
+		if x, ok := x.Body.(*Command_LogSubscribe); ok {
+			return x.LogSubscribe
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetLogRecord() *LogRecord {
+	if x != nil {
+		if x, ok := x.Body.(*Command_LogRecord); ok {
+			return x.LogRecord
+		}
+	}
+	return nil
+}
+
 func (x *Command) GetRef() string {
 	if x != nil {
 		return x.Ref
@@ -2376,6 +2815,100 @@ type Command_SnapshotRestore struct {
 	SnapshotRestore *SnapshotRestore `protobuf:"bytes,5002,opt,name=snapshotRestore,proto3,oneof"`
 }
 
+type Command_TaskSubmit struct {
+	// tasks service (5020-5049): a persistent queue of commands; see docs/processes.md.
+	// taskSubmit queues a command; answered by task (its record, status QUEUED).
+	TaskSubmit *TaskSubmit `protobuf:"bytes,5020,opt,name=taskSubmit,proto3,oneof"`
+}
+
+type Command_Task struct {
+	// task is one task's record: the answer to taskSubmit, taskGet and taskCancel,
+	// and sent unasked to the `tasks` channels (but task:<id> ones) whenever a
+	// task changes status.
+	Task *Task `protobuf:"bytes,5021,opt,name=task,proto3,oneof"`
+}
+
+type Command_TaskList struct {
+	// taskList asks for the tasks, all or those of some statuses; answered by taskListRes.
+	TaskList *TaskList `protobuf:"bytes,5022,opt,name=taskList,proto3,oneof"`
+}
+
+type Command_TaskListRes struct {
+	// taskListRes lists tasks in queue order, oldest first.
+	TaskListRes *TaskListRes `protobuf:"bytes,5023,opt,name=taskListRes,proto3,oneof"`
+}
+
+type Command_TaskGet struct {
+	// taskGet asks for one task's record; answered by task.
+	TaskGet *TaskRef `protobuf:"bytes,5024,opt,name=taskGet,proto3,oneof"`
+}
+
+type Command_TaskCancel struct {
+	// taskCancel cancels a queued or running task; answered by task once it has ended.
+	TaskCancel *TaskRef `protobuf:"bytes,5025,opt,name=taskCancel,proto3,oneof"`
+}
+
+type Command_TaskLog struct {
+	// taskLog is one line of a task's log, on a `tasks` channel named task:<id>.
+	TaskLog *LogLine `protobuf:"bytes,5026,opt,name=taskLog,proto3,oneof"`
+}
+
+type Command_TaskEnd struct {
+	// taskEnd ends the log on a task:<id> channel: the task's final record.
+	TaskEnd *Task `protobuf:"bytes,5027,opt,name=taskEnd,proto3,oneof"`
+}
+
+type Command_ServiceEnable struct {
+	// services service (5050-5079): supervised long-running processes; see docs/processes.md.
+	// serviceEnable defines (with args) or picks (name only) a service, starts it and
+	// starts it at every daemon start; answered by service.
+	ServiceEnable *ServiceSpec `protobuf:"bytes,5050,opt,name=serviceEnable,proto3,oneof"`
+}
+
+type Command_ServiceDisable struct {
+	// serviceDisable stops a service and keeps its definition; answered by service.
+	ServiceDisable *ServiceRef `protobuf:"bytes,5051,opt,name=serviceDisable,proto3,oneof"`
+}
+
+type Command_ServiceDestroy struct {
+	// serviceDestroy stops a service and forgets it; answered by ok.
+	ServiceDestroy *ServiceRef `protobuf:"bytes,5052,opt,name=serviceDestroy,proto3,oneof"`
+}
+
+type Command_ServiceList struct {
+	// serviceList asks for the services, all, enabled or disabled; answered by serviceListRes.
+	ServiceList *ServiceList `protobuf:"bytes,5053,opt,name=serviceList,proto3,oneof"`
+}
+
+type Command_ServiceListRes struct {
+	// serviceListRes lists services by name.
+	ServiceListRes *ServiceListRes `protobuf:"bytes,5054,opt,name=serviceListRes,proto3,oneof"`
+}
+
+type Command_Service struct {
+	// service is one service's status: the answer to serviceEnable and serviceDisable,
+	// and sent unasked to the `services` channels (but log:<name> ones) on every change.
+	Service *ServiceStatus `protobuf:"bytes,5055,opt,name=service,proto3,oneof"`
+}
+
+type Command_ServiceLog struct {
+	// serviceLog is one line of a service's log, on a `services` channel named log:<name>.
+	ServiceLog *LogLine `protobuf:"bytes,5056,opt,name=serviceLog,proto3,oneof"`
+}
+
+type Command_LogSubscribe struct {
+	// logs service (5080-5089): the daemon's own log; see docs/processes.md.
+	// logSubscribe starts (or re-levels) the stream of the daemon's log records to
+	// the sender; answered by ok, or error "permission denied" without the debug or
+	// admin role.
+	LogSubscribe *LogSubscribe `protobuf:"bytes,5080,opt,name=logSubscribe,proto3,oneof"`
+}
+
+type Command_LogRecord struct {
+	// logRecord is one record of the daemon's log, or a notice of records dropped.
+	LogRecord *LogRecord `protobuf:"bytes,5081,opt,name=logRecord,proto3,oneof"`
+}
+
 func (*Command_OpenChan) isCommand_Body() {}
 
 func (*Command_OpenChanRes) isCommand_Body() {}
@@ -2613,6 +3146,40 @@ func (*Command_SnapshotList) isCommand_Body() {}
 func (*Command_SnapshotListRes) isCommand_Body() {}
 
 func (*Command_SnapshotRestore) isCommand_Body() {}
+
+func (*Command_TaskSubmit) isCommand_Body() {}
+
+func (*Command_Task) isCommand_Body() {}
+
+func (*Command_TaskList) isCommand_Body() {}
+
+func (*Command_TaskListRes) isCommand_Body() {}
+
+func (*Command_TaskGet) isCommand_Body() {}
+
+func (*Command_TaskCancel) isCommand_Body() {}
+
+func (*Command_TaskLog) isCommand_Body() {}
+
+func (*Command_TaskEnd) isCommand_Body() {}
+
+func (*Command_ServiceEnable) isCommand_Body() {}
+
+func (*Command_ServiceDisable) isCommand_Body() {}
+
+func (*Command_ServiceDestroy) isCommand_Body() {}
+
+func (*Command_ServiceList) isCommand_Body() {}
+
+func (*Command_ServiceListRes) isCommand_Body() {}
+
+func (*Command_Service) isCommand_Body() {}
+
+func (*Command_ServiceLog) isCommand_Body() {}
+
+func (*Command_LogSubscribe) isCommand_Body() {}
+
+func (*Command_LogRecord) isCommand_Body() {}
 
 type Audio struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -8247,11 +8814,990 @@ func (x *SnapshotRestore) GetTo() string {
 	return ""
 }
 
+// LogLine is one line of a process's output, or a note the daemon adds to
+// that output (stream SYSTEM).
+type LogLine struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// source is the task id or the service name.
+	Source string `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	// seq is the line's position in the log, from 0. A session receives the lines
+	// of one log in order with consecutive seqs; a SYSTEM line with skipped > 0
+	// explains a gap.
+	Seq    uint64         `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	Stream LogLine_Stream `protobuf:"varint,3,opt,name=stream,proto3,enum=api.LogLine_Stream" json:"stream,omitempty"`
+	// text is the line without its newline, valid UTF-8.
+	Text string `protobuf:"bytes,4,opt,name=text,proto3" json:"text,omitempty"`
+	// time is when the line was written, in unix milliseconds.
+	Time int64 `protobuf:"varint,5,opt,name=time,proto3" json:"time,omitempty"`
+	// replayed marks history: lines already in the log when the session attached.
+	Replayed bool `protobuf:"varint,6,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	// skipped, on a SYSTEM notice, counts lines that left the log before this
+	// session read them.
+	Skipped       uint64 `protobuf:"varint,7,opt,name=skipped,proto3" json:"skipped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogLine) Reset() {
+	*x = LogLine{}
+	mi := &file_api_proto_msgTypes[109]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogLine) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogLine) ProtoMessage() {}
+
+func (x *LogLine) ProtoReflect() protoreflect.Message {
+	mi := &file_api_proto_msgTypes[109]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogLine.ProtoReflect.Descriptor instead.
+func (*LogLine) Descriptor() ([]byte, []int) {
+	return file_api_proto_rawDescGZIP(), []int{109}
+}
+
+func (x *LogLine) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *LogLine) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *LogLine) GetStream() LogLine_Stream {
+	if x != nil {
+		return x.Stream
+	}
+	return LogLine_STDOUT
+}
+
+func (x *LogLine) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *LogLine) GetTime() int64 {
+	if x != nil {
+		return x.Time
+	}
+	return 0
+}
+
+func (x *LogLine) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
+}
+
+func (x *LogLine) GetSkipped() uint64 {
+	if x != nil {
+		return x.Skipped
+	}
+	return 0
+}
+
+// TaskSubmit queues a command. args are run as given (args[0] looked up in the
+// PATH), in the workspace, with the daemon's environment minus its secrets plus env.
+type TaskSubmit struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Args  []string               `protobuf:"bytes,1,rep,name=args,proto3" json:"args,omitempty"`
+	Env   map[string]string      `protobuf:"bytes,2,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// name is a label for people; it need not be unique.
+	Name          string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskSubmit) Reset() {
+	*x = TaskSubmit{}
+	mi := &file_api_proto_msgTypes[110]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskSubmit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskSubmit) ProtoMessage() {}
+
+func (x *TaskSubmit) ProtoReflect() protoreflect.Message {
+	mi := &file_api_proto_msgTypes[110]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskSubmit.ProtoReflect.Descriptor instead.
+func (*TaskSubmit) Descriptor() ([]byte, []int) {
+	return file_api_proto_rawDescGZIP(), []int{110}
+}
+
+func (x *TaskSubmit) GetArgs() []string {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
+func (x *TaskSubmit) GetEnv() map[string]string {
+	if x != nil {
+		return x.Env
+	}
+	return nil
+}
+
+func (x *TaskSubmit) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// Task is a task's record. Its env is never sent back.
+type Task struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Id     string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name   string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Args   []string               `protobuf:"bytes,3,rep,name=args,proto3" json:"args,omitempty"`
+	Status Task_Status            `protobuf:"varint,4,opt,name=status,proto3,enum=api.Task_Status" json:"status,omitempty"`
+	// exitCode is the process's exit code once it has ended: -1 when a signal
+	// killed it or when it never ran to an end (see reason).
+	ExitCode int32 `protobuf:"varint,5,opt,name=exitCode,proto3" json:"exitCode,omitempty"`
+	// reason says why a task failed or was canceled ("exit status 2", "signal:
+	// killed", "daemon restarted while it ran", "canceled before it started").
+	Reason string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	// queuedAt, startedAt and endedAt are unix milliseconds; 0 when not yet.
+	QueuedAt  int64 `protobuf:"varint,7,opt,name=queuedAt,proto3" json:"queuedAt,omitempty"`
+	StartedAt int64 `protobuf:"varint,8,opt,name=startedAt,proto3" json:"startedAt,omitempty"`
+	EndedAt   int64 `protobuf:"varint,9,opt,name=endedAt,proto3" json:"endedAt,omitempty"`
+	// pid is the process id while it runs (and the last one after).
+	Pid int32 `protobuf:"varint,10,opt,name=pid,proto3" json:"pid,omitempty"`
+	// user is the name of the user who submitted it.
+	User string `protobuf:"bytes,11,opt,name=user,proto3" json:"user,omitempty"`
+	// logTruncated says the log reached its cap and later output was dropped.
+	LogTruncated  bool `protobuf:"varint,12,opt,name=logTruncated,proto3" json:"logTruncated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Task) Reset() {
+	*x = Task{}
+	mi := &file_api_proto_msgTypes[111]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Task) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Task) ProtoMessage() {}
+
+func (x *Task) ProtoReflect() protoreflect.Message {
+	mi := &file_api_proto_msgTypes[111]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Task.ProtoReflect.Descriptor instead.
+func (*Task) Descriptor() ([]byte, []int) {
+	return file_api_proto_rawDescGZIP(), []int{111}
+}
+
+func (x *Task) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Task) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Task) GetArgs() []string {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
+func (x *Task) GetStatus() Task_Status {
+	if x != nil {
+		return x.Status
+	}
+	return Task_UNKNOWN
+}
+
+func (x *Task) GetExitCode() int32 {
+	if x != nil {
+		return x.ExitCode
+	}
+	return 0
+}
+
+func (x *Task) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Task) GetQueuedAt() int64 {
+	if x != nil {
+		return x.QueuedAt
+	}
+	return 0
+}
+
+func (x *Task) GetStartedAt() int64 {
+	if x != nil {
+		return x.StartedAt
+	}
+	return 0
+}
+
+func (x *Task) GetEndedAt() int64 {
+	if x != nil {
+		return x.EndedAt
+	}
+	return 0
+}
+
+func (x *Task) GetPid() int32 {
+	if x != nil {
+		return x.Pid
+	}
+	return 0
+}
+
+func (x *Task) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *Task) GetLogTruncated() bool {
+	if x != nil {
+		return x.LogTruncated
+	}
+	return false
+}
+
+// TaskList asks for the tasks with one of statuses (all tasks when empty).
+type TaskList struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Statuses      []Task_Status          `protobuf:"varint,1,rep,packed,name=statuses,proto3,enum=api.Task_Status" json:"statuses,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskList) Reset() {
+	*x = TaskList{}
+	mi := &file_api_proto_msgTypes[112]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskList) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskList) ProtoMessage() {}
+
+func (x *TaskList) ProtoReflect() protoreflect.Message {
+	mi := &file_api_proto_msgTypes[112]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskList.ProtoReflect.Descriptor instead.
+func (*TaskList) Descriptor() ([]byte, []int) {
+	return file_api_proto_rawDescGZIP(), []int{112}
+}
+
+func (x *TaskList) GetStatuses() []Task_Status {
+	if x != nil {
+		return x.Statuses
+	}
+	return nil
+}
+
+// TaskListRes answers taskList, in queue order, oldest first.
+type TaskListRes struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tasks         []*Task                `protobuf:"bytes,1,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskListRes) Reset() {
+	*x = TaskListRes{}
+	mi := &file_api_proto_msgTypes[113]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskListRes) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskListRes) ProtoMessage() {}
+
+func (x *TaskListRes) ProtoReflect() protoreflect.Message {
+	mi := &file_api_proto_msgTypes[113]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskListRes.ProtoReflect.Descriptor instead.
+func (*TaskListRes) Descriptor() ([]byte, []int) {
+	return file_api_proto_rawDescGZIP(), []int{113}
+}
+
+func (x *TaskListRes) GetTasks() []*Task {
+	if x != nil {
+		return x.Tasks
+	}
+	return nil
+}
+
+// TaskRef names a task by id.
+type TaskRef struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskRef) Reset() {
+	*x = TaskRef{}
+	mi := &file_api_proto_msgTypes[114]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskRef) ProtoMessage() {}
+
+func (x *TaskRef) ProtoReflect() protoreflect.Message {
+	mi := &file_api_proto_msgTypes[114]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskRef.ProtoReflect.Descriptor instead.
+func (*TaskRef) Descriptor() ([]byte, []int) {
+	return file_api_proto_rawDescGZIP(), []int{114}
+}
+
+func (x *TaskRef) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// ServiceSpec defines a supervised process. serviceEnable with only a name
+// enables the existing definition (from .replit or an earlier serviceEnable).
+type ServiceSpec struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// args are run as given (args[0] looked up in the PATH), in the workspace.
+	Args          []string            `protobuf:"bytes,2,rep,name=args,proto3" json:"args,omitempty"`
+	Env           map[string]string   `protobuf:"bytes,3,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Restart       ServiceSpec_Restart `protobuf:"varint,4,opt,name=restart,proto3,enum=api.ServiceSpec_Restart" json:"restart,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceSpec) Reset() {
+	*x = ServiceSpec{}
+	mi := &file_api_proto_msgTypes[115]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceSpec) ProtoMessage() {}
+
+func (x *ServiceSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_api_proto_msgTypes[115]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceSpec.ProtoReflect.Descriptor instead.
+func (*ServiceSpec) Descriptor() ([]byte, []int) {
+	return file_api_proto_rawDescGZIP(), []int{115}
+}
+
+func (x *ServiceSpec) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ServiceSpec) GetArgs() []string {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
+func (x *ServiceSpec) GetEnv() map[string]string {
+	if x != nil {
+		return x.Env
+	}
+	return nil
+}
+
+func (x *ServiceSpec) GetRestart() ServiceSpec_Restart {
+	if x != nil {
+		return x.Restart
+	}
+	return ServiceSpec_ON_FAILURE
+}
+
+// ServiceRef names a service.
+type ServiceRef struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceRef) Reset() {
+	*x = ServiceRef{}
+	mi := &file_api_proto_msgTypes[116]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceRef) ProtoMessage() {}
+
+func (x *ServiceRef) ProtoReflect() protoreflect.Message {
+	mi := &file_api_proto_msgTypes[116]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceRef.ProtoReflect.Descriptor instead.
+func (*ServiceRef) Descriptor() ([]byte, []int) {
+	return file_api_proto_rawDescGZIP(), []int{116}
+}
+
+func (x *ServiceRef) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// ServiceList asks for the services.
+type ServiceList struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Filter        ServiceList_Filter     `protobuf:"varint,1,opt,name=filter,proto3,enum=api.ServiceList_Filter" json:"filter,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceList) Reset() {
+	*x = ServiceList{}
+	mi := &file_api_proto_msgTypes[117]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceList) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceList) ProtoMessage() {}
+
+func (x *ServiceList) ProtoReflect() protoreflect.Message {
+	mi := &file_api_proto_msgTypes[117]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceList.ProtoReflect.Descriptor instead.
+func (*ServiceList) Descriptor() ([]byte, []int) {
+	return file_api_proto_rawDescGZIP(), []int{117}
+}
+
+func (x *ServiceList) GetFilter() ServiceList_Filter {
+	if x != nil {
+		return x.Filter
+	}
+	return ServiceList_ALL
+}
+
+// ServiceListRes answers serviceList, by name.
+type ServiceListRes struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Services      []*ServiceStatus       `protobuf:"bytes,1,rep,name=services,proto3" json:"services,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceListRes) Reset() {
+	*x = ServiceListRes{}
+	mi := &file_api_proto_msgTypes[118]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceListRes) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceListRes) ProtoMessage() {}
+
+func (x *ServiceListRes) ProtoReflect() protoreflect.Message {
+	mi := &file_api_proto_msgTypes[118]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceListRes.ProtoReflect.Descriptor instead.
+func (*ServiceListRes) Descriptor() ([]byte, []int) {
+	return file_api_proto_rawDescGZIP(), []int{118}
+}
+
+func (x *ServiceListRes) GetServices() []*ServiceStatus {
+	if x != nil {
+		return x.Services
+	}
+	return nil
+}
+
+// ServiceStatus is the state of one service. Its env is never sent back.
+type ServiceStatus struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Name    string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	State   ServiceStatus_State    `protobuf:"varint,2,opt,name=state,proto3,enum=api.ServiceStatus_State" json:"state,omitempty"`
+	Enabled bool                   `protobuf:"varint,3,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	// pid is the process id while it runs.
+	Pid int32 `protobuf:"varint,4,opt,name=pid,proto3" json:"pid,omitempty"`
+	// exitCode is the last exit code (-1: killed by a signal).
+	ExitCode int32 `protobuf:"varint,5,opt,name=exitCode,proto3" json:"exitCode,omitempty"`
+	// reason explains ERROR and COMPLETE, and the last exit.
+	Reason string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	// restarts counts the starts after the first since it was enabled.
+	Restarts uint32 `protobuf:"varint,7,opt,name=restarts,proto3" json:"restarts,omitempty"`
+	// startedAt is when the process last started, in unix milliseconds.
+	StartedAt int64 `protobuf:"varint,8,opt,name=startedAt,proto3" json:"startedAt,omitempty"`
+	// nextStartAt is when a STANDBY service will start, in unix milliseconds.
+	NextStartAt int64               `protobuf:"varint,9,opt,name=nextStartAt,proto3" json:"nextStartAt,omitempty"`
+	Args        []string            `protobuf:"bytes,10,rep,name=args,proto3" json:"args,omitempty"`
+	Restart     ServiceSpec_Restart `protobuf:"varint,11,opt,name=restart,proto3,enum=api.ServiceSpec_Restart" json:"restart,omitempty"`
+	// source is "replit" for a service declared in .replit, "api" otherwise.
+	Source string `protobuf:"bytes,12,opt,name=source,proto3" json:"source,omitempty"`
+	// exitedAt is when the process last exited, in unix milliseconds; with
+	// nextStartAt it shows the backoff before a restart.
+	ExitedAt      int64 `protobuf:"varint,13,opt,name=exitedAt,proto3" json:"exitedAt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceStatus) Reset() {
+	*x = ServiceStatus{}
+	mi := &file_api_proto_msgTypes[119]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceStatus) ProtoMessage() {}
+
+func (x *ServiceStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_api_proto_msgTypes[119]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceStatus.ProtoReflect.Descriptor instead.
+func (*ServiceStatus) Descriptor() ([]byte, []int) {
+	return file_api_proto_rawDescGZIP(), []int{119}
+}
+
+func (x *ServiceStatus) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ServiceStatus) GetState() ServiceStatus_State {
+	if x != nil {
+		return x.State
+	}
+	return ServiceStatus_PASSIVE
+}
+
+func (x *ServiceStatus) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *ServiceStatus) GetPid() int32 {
+	if x != nil {
+		return x.Pid
+	}
+	return 0
+}
+
+func (x *ServiceStatus) GetExitCode() int32 {
+	if x != nil {
+		return x.ExitCode
+	}
+	return 0
+}
+
+func (x *ServiceStatus) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ServiceStatus) GetRestarts() uint32 {
+	if x != nil {
+		return x.Restarts
+	}
+	return 0
+}
+
+func (x *ServiceStatus) GetStartedAt() int64 {
+	if x != nil {
+		return x.StartedAt
+	}
+	return 0
+}
+
+func (x *ServiceStatus) GetNextStartAt() int64 {
+	if x != nil {
+		return x.NextStartAt
+	}
+	return 0
+}
+
+func (x *ServiceStatus) GetArgs() []string {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
+func (x *ServiceStatus) GetRestart() ServiceSpec_Restart {
+	if x != nil {
+		return x.Restart
+	}
+	return ServiceSpec_ON_FAILURE
+}
+
+func (x *ServiceStatus) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *ServiceStatus) GetExitedAt() int64 {
+	if x != nil {
+		return x.ExitedAt
+	}
+	return 0
+}
+
+// LogSubscribe asks for the daemon's log records at level or above: "debug",
+// "info" (the default when empty), "warn" or "error".
+type LogSubscribe struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Level         string                 `protobuf:"bytes,1,opt,name=level,proto3" json:"level,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogSubscribe) Reset() {
+	*x = LogSubscribe{}
+	mi := &file_api_proto_msgTypes[120]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogSubscribe) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogSubscribe) ProtoMessage() {}
+
+func (x *LogSubscribe) ProtoReflect() protoreflect.Message {
+	mi := &file_api_proto_msgTypes[120]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogSubscribe.ProtoReflect.Descriptor instead.
+func (*LogSubscribe) Descriptor() ([]byte, []int) {
+	return file_api_proto_rawDescGZIP(), []int{120}
+}
+
+func (x *LogSubscribe) GetLevel() string {
+	if x != nil {
+		return x.Level
+	}
+	return ""
+}
+
+// LogRecord is one record of the daemon's log. Attributes whose key looks like
+// a credential, and values that look like tokens, are redacted.
+type LogRecord struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// time is unix milliseconds.
+	Time int64 `protobuf:"varint,1,opt,name=time,proto3" json:"time,omitempty"`
+	// level is slog's name of the level: DEBUG, INFO, WARN, ERROR (or e.g. INFO+2).
+	Level   string     `protobuf:"bytes,2,opt,name=level,proto3" json:"level,omitempty"`
+	Message string     `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	Attrs   []*LogAttr `protobuf:"bytes,4,rep,name=attrs,proto3" json:"attrs,omitempty"`
+	// dropped, on a notice, counts the records this session missed because it
+	// read too slowly.
+	Dropped       uint64 `protobuf:"varint,5,opt,name=dropped,proto3" json:"dropped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogRecord) Reset() {
+	*x = LogRecord{}
+	mi := &file_api_proto_msgTypes[121]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogRecord) ProtoMessage() {}
+
+func (x *LogRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_api_proto_msgTypes[121]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogRecord.ProtoReflect.Descriptor instead.
+func (*LogRecord) Descriptor() ([]byte, []int) {
+	return file_api_proto_rawDescGZIP(), []int{121}
+}
+
+func (x *LogRecord) GetTime() int64 {
+	if x != nil {
+		return x.Time
+	}
+	return 0
+}
+
+func (x *LogRecord) GetLevel() string {
+	if x != nil {
+		return x.Level
+	}
+	return ""
+}
+
+func (x *LogRecord) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *LogRecord) GetAttrs() []*LogAttr {
+	if x != nil {
+		return x.Attrs
+	}
+	return nil
+}
+
+func (x *LogRecord) GetDropped() uint64 {
+	if x != nil {
+		return x.Dropped
+	}
+	return 0
+}
+
+// LogAttr is one attribute of a log record; keys of groups are joined by dots.
+type LogAttr struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Value         string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogAttr) Reset() {
+	*x = LogAttr{}
+	mi := &file_api_proto_msgTypes[122]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogAttr) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogAttr) ProtoMessage() {}
+
+func (x *LogAttr) ProtoReflect() protoreflect.Message {
+	mi := &file_api_proto_msgTypes[122]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogAttr.ProtoReflect.Descriptor instead.
+func (*LogAttr) Descriptor() ([]byte, []int) {
+	return file_api_proto_rawDescGZIP(), []int{122}
+}
+
+func (x *LogAttr) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *LogAttr) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
 var File_api_proto protoreflect.FileDescriptor
 
 const file_api_proto_rawDesc = "" +
 	"\n" +
-	"\tapi.proto\x12\x03api\x1a\x1fgoogle/protobuf/timestamp.proto\"\x85.\n" +
+	"\tapi.proto\x12\x03api\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe64\n" +
 	"\aCommand\x12\x18\n" +
 	"\achannel\x18\x01 \x01(\x05R\achannel\x12\x18\n" +
 	"\asession\x18\x02 \x01(\x05R\asession\x12.\n" +
@@ -8407,7 +9953,30 @@ const file_api_proto_rawDesc = "" +
 	"\x0efirewallDenied\x18\x89\x03 \x01(\v2\x13.api.FirewallDeniedH\x00R\x0efirewallDenied\x128\n" +
 	"\fsnapshotList\x18\x88' \x01(\v2\x11.api.SnapshotListH\x00R\fsnapshotList\x12A\n" +
 	"\x0fsnapshotListRes\x18\x89' \x01(\v2\x14.api.SnapshotListResH\x00R\x0fsnapshotListRes\x12A\n" +
-	"\x0fsnapshotRestore\x18\x8a' \x01(\v2\x14.api.SnapshotRestoreH\x00R\x0fsnapshotRestore\x12\x11\n" +
+	"\x0fsnapshotRestore\x18\x8a' \x01(\v2\x14.api.SnapshotRestoreH\x00R\x0fsnapshotRestore\x122\n" +
+	"\n" +
+	"taskSubmit\x18\x9c' \x01(\v2\x0f.api.TaskSubmitH\x00R\n" +
+	"taskSubmit\x12 \n" +
+	"\x04task\x18\x9d' \x01(\v2\t.api.TaskH\x00R\x04task\x12,\n" +
+	"\btaskList\x18\x9e' \x01(\v2\r.api.TaskListH\x00R\btaskList\x125\n" +
+	"\vtaskListRes\x18\x9f' \x01(\v2\x10.api.TaskListResH\x00R\vtaskListRes\x12)\n" +
+	"\ataskGet\x18\xa0' \x01(\v2\f.api.TaskRefH\x00R\ataskGet\x12/\n" +
+	"\n" +
+	"taskCancel\x18\xa1' \x01(\v2\f.api.TaskRefH\x00R\n" +
+	"taskCancel\x12)\n" +
+	"\ataskLog\x18\xa2' \x01(\v2\f.api.LogLineH\x00R\ataskLog\x12&\n" +
+	"\ataskEnd\x18\xa3' \x01(\v2\t.api.TaskH\x00R\ataskEnd\x129\n" +
+	"\rserviceEnable\x18\xba' \x01(\v2\x10.api.ServiceSpecH\x00R\rserviceEnable\x12:\n" +
+	"\x0eserviceDisable\x18\xbb' \x01(\v2\x0f.api.ServiceRefH\x00R\x0eserviceDisable\x12:\n" +
+	"\x0eserviceDestroy\x18\xbc' \x01(\v2\x0f.api.ServiceRefH\x00R\x0eserviceDestroy\x125\n" +
+	"\vserviceList\x18\xbd' \x01(\v2\x10.api.ServiceListH\x00R\vserviceList\x12>\n" +
+	"\x0eserviceListRes\x18\xbe' \x01(\v2\x13.api.ServiceListResH\x00R\x0eserviceListRes\x12/\n" +
+	"\aservice\x18\xbf' \x01(\v2\x12.api.ServiceStatusH\x00R\aservice\x12/\n" +
+	"\n" +
+	"serviceLog\x18\xc0' \x01(\v2\f.api.LogLineH\x00R\n" +
+	"serviceLog\x128\n" +
+	"\flogSubscribe\x18\xd8' \x01(\v2\x11.api.LogSubscribeH\x00R\flogSubscribe\x12/\n" +
+	"\tlogRecord\x18\xd9' \x01(\v2\x0e.api.LogRecordH\x00R\tlogRecord\x12\x11\n" +
 	"\x03ref\x18\xe8\a \x01(\tR\x03refB\x06\n" +
 	"\x04bodyJ\x06\b\xfa\x01\x10\xfb\x01J\x06\b\xfc\x01\x10\xfd\x01J\x06\b\xfd\x01\x10\xfe\x01J\x06\b\xfe\x01\x10\xff\x01J\x06\b\xff\x01\x10\x80\x02\"\x1b\n" +
 	"\x05Audio\x12\x12\n" +
@@ -8800,7 +10369,117 @@ const file_api_proto_rawDesc = "" +
 	"\x04note\x18\x06 \x01(\tR\x04note\"1\n" +
 	"\x0fSnapshotRestore\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x0e\n" +
-	"\x02to\x18\x02 \x01(\tR\x02to*8\n" +
+	"\x02to\x18\x02 \x01(\tR\x02to\"\xec\x01\n" +
+	"\aLogLine\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12+\n" +
+	"\x06stream\x18\x03 \x01(\x0e2\x13.api.LogLine.StreamR\x06stream\x12\x12\n" +
+	"\x04text\x18\x04 \x01(\tR\x04text\x12\x12\n" +
+	"\x04time\x18\x05 \x01(\x03R\x04time\x12\x1a\n" +
+	"\breplayed\x18\x06 \x01(\bR\breplayed\x12\x18\n" +
+	"\askipped\x18\a \x01(\x04R\askipped\",\n" +
+	"\x06Stream\x12\n" +
+	"\n" +
+	"\x06STDOUT\x10\x00\x12\n" +
+	"\n" +
+	"\x06STDERR\x10\x01\x12\n" +
+	"\n" +
+	"\x06SYSTEM\x10\x02\"\x98\x01\n" +
+	"\n" +
+	"TaskSubmit\x12\x12\n" +
+	"\x04args\x18\x01 \x03(\tR\x04args\x12*\n" +
+	"\x03env\x18\x02 \x03(\v2\x18.api.TaskSubmit.EnvEntryR\x03env\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x1a6\n" +
+	"\bEnvEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x93\x03\n" +
+	"\x04Task\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
+	"\x04args\x18\x03 \x03(\tR\x04args\x12(\n" +
+	"\x06status\x18\x04 \x01(\x0e2\x10.api.Task.StatusR\x06status\x12\x1a\n" +
+	"\bexitCode\x18\x05 \x01(\x05R\bexitCode\x12\x16\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\x12\x1a\n" +
+	"\bqueuedAt\x18\a \x01(\x03R\bqueuedAt\x12\x1c\n" +
+	"\tstartedAt\x18\b \x01(\x03R\tstartedAt\x12\x18\n" +
+	"\aendedAt\x18\t \x01(\x03R\aendedAt\x12\x10\n" +
+	"\x03pid\x18\n" +
+	" \x01(\x05R\x03pid\x12\x12\n" +
+	"\x04user\x18\v \x01(\tR\x04user\x12\"\n" +
+	"\flogTruncated\x18\f \x01(\bR\flogTruncated\"W\n" +
+	"\x06Status\x12\v\n" +
+	"\aUNKNOWN\x10\x00\x12\n" +
+	"\n" +
+	"\x06QUEUED\x10\x01\x12\v\n" +
+	"\aRUNNING\x10\x02\x12\r\n" +
+	"\tSUCCEEDED\x10\x03\x12\n" +
+	"\n" +
+	"\x06FAILED\x10\x04\x12\f\n" +
+	"\bCANCELED\x10\x05\"8\n" +
+	"\bTaskList\x12,\n" +
+	"\bstatuses\x18\x01 \x03(\x0e2\x10.api.Task.StatusR\bstatuses\".\n" +
+	"\vTaskListRes\x12\x1f\n" +
+	"\x05tasks\x18\x01 \x03(\v2\t.api.TaskR\x05tasks\"\x19\n" +
+	"\aTaskRef\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x80\x02\n" +
+	"\vServiceSpec\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04args\x18\x02 \x03(\tR\x04args\x12+\n" +
+	"\x03env\x18\x03 \x03(\v2\x19.api.ServiceSpec.EnvEntryR\x03env\x122\n" +
+	"\arestart\x18\x04 \x01(\x0e2\x18.api.ServiceSpec.RestartR\arestart\x1a6\n" +
+	"\bEnvEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"0\n" +
+	"\aRestart\x12\x0e\n" +
+	"\n" +
+	"ON_FAILURE\x10\x00\x12\n" +
+	"\n" +
+	"\x06ALWAYS\x10\x01\x12\t\n" +
+	"\x05NEVER\x10\x02\" \n" +
+	"\n" +
+	"ServiceRef\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"l\n" +
+	"\vServiceList\x12/\n" +
+	"\x06filter\x18\x01 \x01(\x0e2\x17.api.ServiceList.FilterR\x06filter\",\n" +
+	"\x06Filter\x12\a\n" +
+	"\x03ALL\x10\x00\x12\v\n" +
+	"\aENABLED\x10\x01\x12\f\n" +
+	"\bDISABLED\x10\x02\"@\n" +
+	"\x0eServiceListRes\x12.\n" +
+	"\bservices\x18\x01 \x03(\v2\x12.api.ServiceStatusR\bservices\"\xd3\x03\n" +
+	"\rServiceStatus\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
+	"\x05state\x18\x02 \x01(\x0e2\x18.api.ServiceStatus.StateR\x05state\x12\x18\n" +
+	"\aenabled\x18\x03 \x01(\bR\aenabled\x12\x10\n" +
+	"\x03pid\x18\x04 \x01(\x05R\x03pid\x12\x1a\n" +
+	"\bexitCode\x18\x05 \x01(\x05R\bexitCode\x12\x16\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\x12\x1a\n" +
+	"\brestarts\x18\a \x01(\rR\brestarts\x12\x1c\n" +
+	"\tstartedAt\x18\b \x01(\x03R\tstartedAt\x12 \n" +
+	"\vnextStartAt\x18\t \x01(\x03R\vnextStartAt\x12\x12\n" +
+	"\x04args\x18\n" +
+	" \x03(\tR\x04args\x122\n" +
+	"\arestart\x18\v \x01(\x0e2\x18.api.ServiceSpec.RestartR\arestart\x12\x16\n" +
+	"\x06source\x18\f \x01(\tR\x06source\x12\x1a\n" +
+	"\bexitedAt\x18\r \x01(\x03R\bexitedAt\"F\n" +
+	"\x05State\x12\v\n" +
+	"\aPASSIVE\x10\x00\x12\v\n" +
+	"\aSTANDBY\x10\x01\x12\n" +
+	"\n" +
+	"\x06ACTIVE\x10\x02\x12\t\n" +
+	"\x05ERROR\x10\x03\x12\f\n" +
+	"\bCOMPLETE\x10\x04\"$\n" +
+	"\fLogSubscribe\x12\x14\n" +
+	"\x05level\x18\x01 \x01(\tR\x05level\"\x8d\x01\n" +
+	"\tLogRecord\x12\x12\n" +
+	"\x04time\x18\x01 \x01(\x03R\x04time\x12\x14\n" +
+	"\x05level\x18\x02 \x01(\tR\x05level\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\x12\"\n" +
+	"\x05attrs\x18\x04 \x03(\v2\f.api.LogAttrR\x05attrs\x12\x18\n" +
+	"\adropped\x18\x05 \x01(\x04R\adropped\"1\n" +
+	"\aLogAttr\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value*8\n" +
 	"\x0eFileAuthMethod\x12\a\n" +
 	"\x03GET\x10\x00\x12\b\n" +
 	"\x04HEAD\x10\x01\x12\a\n" +
@@ -8823,8 +10502,8 @@ func file_api_proto_rawDescGZIP() []byte {
 	return file_api_proto_rawDescData
 }
 
-var file_api_proto_enumTypes = make([]protoimpl.EnumInfo, 12)
-var file_api_proto_msgTypes = make([]protoimpl.MessageInfo, 111)
+var file_api_proto_enumTypes = make([]protoimpl.EnumInfo, 17)
+var file_api_proto_msgTypes = make([]protoimpl.MessageInfo, 127)
 var file_api_proto_goTypes = []any{
 	(FileAuthMethod)(0),               // 0: api.FileAuthMethod
 	(State)(0),                        // 1: api.State
@@ -8838,293 +10517,343 @@ var file_api_proto_goTypes = []any{
 	(CloseChannelRes_Status)(0),       // 9: api.CloseChannelRes.Status
 	(ContainerState_State)(0),         // 10: api.ContainerState.State
 	(Exec_Lifecycle)(0),               // 11: api.Exec.Lifecycle
-	(*Command)(nil),                   // 12: api.Command
-	(*Audio)(nil),                     // 13: api.Audio
-	(*Audio2)(nil),                    // 14: api.Audio2
-	(*ReadMeta)(nil),                  // 15: api.ReadMeta
-	(*WriteMeta)(nil),                 // 16: api.WriteMeta
-	(*AppendMeta)(nil),                // 17: api.AppendMeta
-	(*BootStatus)(nil),                // 18: api.BootStatus
-	(*Pid1Config)(nil),                // 19: api.Pid1Config
-	(*FSLock)(nil),                    // 20: api.FSLock
-	(*FSSnapshot)(nil),                // 21: api.FSSnapshot
-	(*SubscribeFile)(nil),             // 22: api.SubscribeFile
-	(*FileEvent)(nil),                 // 23: api.FileEvent
-	(*Flush)(nil),                     // 24: api.Flush
-	(*OTLinkFile)(nil),                // 25: api.OTLinkFile
-	(*Auth)(nil),                      // 26: api.Auth
-	(*VCREntry)(nil),                  // 27: api.VCREntry
-	(*StartVCR)(nil),                  // 28: api.StartVCR
-	(*ReadVCR)(nil),                   // 29: api.ReadVCR
-	(*VCRLog)(nil),                    // 30: api.VCRLog
-	(*ExecInfo)(nil),                  // 31: api.ExecInfo
-	(*Debug)(nil),                     // 32: api.Debug
-	(*FileAuthReq)(nil),               // 33: api.FileAuthReq
-	(*MultiFileAuthRes)(nil),          // 34: api.MultiFileAuthRes
-	(*FileAuthRes)(nil),               // 35: api.FileAuthRes
-	(*ListObjects)(nil),               // 36: api.ListObjects
-	(*ListObjectsResp)(nil),           // 37: api.ListObjectsResp
-	(*Disconnect)(nil),                // 38: api.Disconnect
-	(*Send)(nil),                      // 39: api.Send
-	(*Recv)(nil),                      // 40: api.Recv
-	(*Connect)(nil),                   // 41: api.Connect
-	(*Hint)(nil),                      // 42: api.Hint
-	(*Ping)(nil),                      // 43: api.Ping
-	(*Pong)(nil),                      // 44: api.Pong
-	(*Hello)(nil),                     // 45: api.Hello
-	(*Goodbye)(nil),                   // 46: api.Goodbye
-	(*CheckChanges)(nil),              // 47: api.CheckChanges
-	(*EnsurePackages)(nil),            // 48: api.EnsurePackages
-	(*Start)(nil),                     // 49: api.Start
-	(*DebugStatus)(nil),               // 50: api.DebugStatus
-	(*StackFrame)(nil),                // 51: api.StackFrame
-	(*ContainedTest)(nil),             // 52: api.ContainedTest
-	(*TestResult)(nil),                // 53: api.TestResult
-	(*TestFailure)(nil),               // 54: api.TestFailure
-	(*ResizeTerm)(nil),                // 55: api.ResizeTerm
-	(*SaneTerm)(nil),                  // 56: api.SaneTerm
-	(*LintResults)(nil),               // 57: api.LintResults
-	(*LintResult)(nil),                // 58: api.LintResult
-	(*OK)(nil),                        // 59: api.OK
-	(*Move)(nil),                      // 60: api.Move
-	(*Files)(nil),                     // 61: api.Files
-	(*StatResult)(nil),                // 62: api.StatResult
-	(*File)(nil),                      // 63: api.File
-	(*Clear)(nil),                     // 64: api.Clear
-	(*Toast)(nil),                     // 65: api.Toast
-	(*Redirect)(nil),                  // 66: api.Redirect
-	(*IncRef)(nil),                    // 67: api.IncRef
-	(*RunMain)(nil),                   // 68: api.RunMain
-	(*OpenChannel)(nil),               // 69: api.OpenChannel
-	(*OpenChannelRes)(nil),            // 70: api.OpenChannelRes
-	(*CloseChannel)(nil),              // 71: api.CloseChannel
-	(*CloseChannelRes)(nil),           // 72: api.CloseChannelRes
-	(*ContainerState)(nil),            // 73: api.ContainerState
-	(*PortOpen)(nil),                  // 74: api.PortOpen
-	(*OTFetchRequest)(nil),            // 75: api.OTFetchRequest
-	(*OTFetchResponse)(nil),           // 76: api.OTFetchResponse
-	(*OTPacket)(nil),                  // 77: api.OTPacket
-	(*OTRuneTransformOp)(nil),         // 78: api.OTRuneTransformOp
-	(*OTStatus)(nil),                  // 79: api.OTStatus
-	(*OTCursor)(nil),                  // 80: api.OTCursor
-	(*ChatMessage)(nil),               // 81: api.ChatMessage
-	(*ChatTyping)(nil),                // 82: api.ChatTyping
-	(*User)(nil),                      // 83: api.User
-	(*Roster)(nil),                    // 84: api.Roster
-	(*Exec)(nil),                      // 85: api.Exec
-	(*Package)(nil),                   // 86: api.Package
-	(*PackageSearch)(nil),             // 87: api.PackageSearch
-	(*PackageSearchResp)(nil),         // 88: api.PackageSearchResp
-	(*PackageInfo)(nil),               // 89: api.PackageInfo
-	(*PackageInfoResp)(nil),           // 90: api.PackageInfoResp
-	(*PackageAdd)(nil),                // 91: api.PackageAdd
-	(*PackageRemove)(nil),             // 92: api.PackageRemove
-	(*PackageInstall)(nil),            // 93: api.PackageInstall
-	(*PackageListSpecfile)(nil),       // 94: api.PackageListSpecfile
-	(*PackageListSpecfileResp)(nil),   // 95: api.PackageListSpecfileResp
-	(*PackageCacheSave)(nil),          // 96: api.PackageCacheSave
-	(*ChatScrollback)(nil),            // 97: api.ChatScrollback
-	(*Metrics)(nil),                   // 98: api.Metrics
-	(*PprofRequest)(nil),              // 99: api.PprofRequest
-	(*PprofAllocsProfileRequest)(nil), // 100: api.PprofAllocsProfileRequest
-	(*PprofBlockProfileRequest)(nil),  // 101: api.PprofBlockProfileRequest
-	(*PprofCpuProfileRequest)(nil),    // 102: api.PprofCpuProfileRequest
-	(*PprofHeapProfileRequest)(nil),   // 103: api.PprofHeapProfileRequest
-	(*PprofMutexProfileRequest)(nil),  // 104: api.PprofMutexProfileRequest
-	(*PprofResponse)(nil),             // 105: api.PprofResponse
-	(*PTYConfig)(nil),                 // 106: api.PTYConfig
-	(*ProtocolError)(nil),             // 107: api.ProtocolError
-	(*FirewallDenied)(nil),            // 108: api.FirewallDenied
-	(*PortClose)(nil),                 // 109: api.PortClose
-	(*OTLinkFileResponse)(nil),        // 110: api.OTLinkFileResponse
-	(*OpenFile)(nil),                  // 111: api.OpenFile
-	(*FileOpened)(nil),                // 112: api.FileOpened
-	(*TransferStart)(nil),             // 113: api.TransferStart
-	(*Transfer)(nil),                  // 114: api.Transfer
-	(*TransferChunk)(nil),             // 115: api.TransferChunk
-	(*TransferComplete)(nil),          // 116: api.TransferComplete
-	(*SnapshotList)(nil),              // 117: api.SnapshotList
-	(*SnapshotListRes)(nil),           // 118: api.SnapshotListRes
-	(*SnapshotInfo)(nil),              // 119: api.SnapshotInfo
-	(*SnapshotRestore)(nil),           // 120: api.SnapshotRestore
-	nil,                               // 121: api.Pid1Config.EnvEntry
-	nil,                               // 122: api.Exec.EnvEntry
-	(*timestamppb.Timestamp)(nil),     // 123: google.protobuf.Timestamp
+	(LogLine_Stream)(0),               // 12: api.LogLine.Stream
+	(Task_Status)(0),                  // 13: api.Task.Status
+	(ServiceSpec_Restart)(0),          // 14: api.ServiceSpec.Restart
+	(ServiceList_Filter)(0),           // 15: api.ServiceList.Filter
+	(ServiceStatus_State)(0),          // 16: api.ServiceStatus.State
+	(*Command)(nil),                   // 17: api.Command
+	(*Audio)(nil),                     // 18: api.Audio
+	(*Audio2)(nil),                    // 19: api.Audio2
+	(*ReadMeta)(nil),                  // 20: api.ReadMeta
+	(*WriteMeta)(nil),                 // 21: api.WriteMeta
+	(*AppendMeta)(nil),                // 22: api.AppendMeta
+	(*BootStatus)(nil),                // 23: api.BootStatus
+	(*Pid1Config)(nil),                // 24: api.Pid1Config
+	(*FSLock)(nil),                    // 25: api.FSLock
+	(*FSSnapshot)(nil),                // 26: api.FSSnapshot
+	(*SubscribeFile)(nil),             // 27: api.SubscribeFile
+	(*FileEvent)(nil),                 // 28: api.FileEvent
+	(*Flush)(nil),                     // 29: api.Flush
+	(*OTLinkFile)(nil),                // 30: api.OTLinkFile
+	(*Auth)(nil),                      // 31: api.Auth
+	(*VCREntry)(nil),                  // 32: api.VCREntry
+	(*StartVCR)(nil),                  // 33: api.StartVCR
+	(*ReadVCR)(nil),                   // 34: api.ReadVCR
+	(*VCRLog)(nil),                    // 35: api.VCRLog
+	(*ExecInfo)(nil),                  // 36: api.ExecInfo
+	(*Debug)(nil),                     // 37: api.Debug
+	(*FileAuthReq)(nil),               // 38: api.FileAuthReq
+	(*MultiFileAuthRes)(nil),          // 39: api.MultiFileAuthRes
+	(*FileAuthRes)(nil),               // 40: api.FileAuthRes
+	(*ListObjects)(nil),               // 41: api.ListObjects
+	(*ListObjectsResp)(nil),           // 42: api.ListObjectsResp
+	(*Disconnect)(nil),                // 43: api.Disconnect
+	(*Send)(nil),                      // 44: api.Send
+	(*Recv)(nil),                      // 45: api.Recv
+	(*Connect)(nil),                   // 46: api.Connect
+	(*Hint)(nil),                      // 47: api.Hint
+	(*Ping)(nil),                      // 48: api.Ping
+	(*Pong)(nil),                      // 49: api.Pong
+	(*Hello)(nil),                     // 50: api.Hello
+	(*Goodbye)(nil),                   // 51: api.Goodbye
+	(*CheckChanges)(nil),              // 52: api.CheckChanges
+	(*EnsurePackages)(nil),            // 53: api.EnsurePackages
+	(*Start)(nil),                     // 54: api.Start
+	(*DebugStatus)(nil),               // 55: api.DebugStatus
+	(*StackFrame)(nil),                // 56: api.StackFrame
+	(*ContainedTest)(nil),             // 57: api.ContainedTest
+	(*TestResult)(nil),                // 58: api.TestResult
+	(*TestFailure)(nil),               // 59: api.TestFailure
+	(*ResizeTerm)(nil),                // 60: api.ResizeTerm
+	(*SaneTerm)(nil),                  // 61: api.SaneTerm
+	(*LintResults)(nil),               // 62: api.LintResults
+	(*LintResult)(nil),                // 63: api.LintResult
+	(*OK)(nil),                        // 64: api.OK
+	(*Move)(nil),                      // 65: api.Move
+	(*Files)(nil),                     // 66: api.Files
+	(*StatResult)(nil),                // 67: api.StatResult
+	(*File)(nil),                      // 68: api.File
+	(*Clear)(nil),                     // 69: api.Clear
+	(*Toast)(nil),                     // 70: api.Toast
+	(*Redirect)(nil),                  // 71: api.Redirect
+	(*IncRef)(nil),                    // 72: api.IncRef
+	(*RunMain)(nil),                   // 73: api.RunMain
+	(*OpenChannel)(nil),               // 74: api.OpenChannel
+	(*OpenChannelRes)(nil),            // 75: api.OpenChannelRes
+	(*CloseChannel)(nil),              // 76: api.CloseChannel
+	(*CloseChannelRes)(nil),           // 77: api.CloseChannelRes
+	(*ContainerState)(nil),            // 78: api.ContainerState
+	(*PortOpen)(nil),                  // 79: api.PortOpen
+	(*OTFetchRequest)(nil),            // 80: api.OTFetchRequest
+	(*OTFetchResponse)(nil),           // 81: api.OTFetchResponse
+	(*OTPacket)(nil),                  // 82: api.OTPacket
+	(*OTRuneTransformOp)(nil),         // 83: api.OTRuneTransformOp
+	(*OTStatus)(nil),                  // 84: api.OTStatus
+	(*OTCursor)(nil),                  // 85: api.OTCursor
+	(*ChatMessage)(nil),               // 86: api.ChatMessage
+	(*ChatTyping)(nil),                // 87: api.ChatTyping
+	(*User)(nil),                      // 88: api.User
+	(*Roster)(nil),                    // 89: api.Roster
+	(*Exec)(nil),                      // 90: api.Exec
+	(*Package)(nil),                   // 91: api.Package
+	(*PackageSearch)(nil),             // 92: api.PackageSearch
+	(*PackageSearchResp)(nil),         // 93: api.PackageSearchResp
+	(*PackageInfo)(nil),               // 94: api.PackageInfo
+	(*PackageInfoResp)(nil),           // 95: api.PackageInfoResp
+	(*PackageAdd)(nil),                // 96: api.PackageAdd
+	(*PackageRemove)(nil),             // 97: api.PackageRemove
+	(*PackageInstall)(nil),            // 98: api.PackageInstall
+	(*PackageListSpecfile)(nil),       // 99: api.PackageListSpecfile
+	(*PackageListSpecfileResp)(nil),   // 100: api.PackageListSpecfileResp
+	(*PackageCacheSave)(nil),          // 101: api.PackageCacheSave
+	(*ChatScrollback)(nil),            // 102: api.ChatScrollback
+	(*Metrics)(nil),                   // 103: api.Metrics
+	(*PprofRequest)(nil),              // 104: api.PprofRequest
+	(*PprofAllocsProfileRequest)(nil), // 105: api.PprofAllocsProfileRequest
+	(*PprofBlockProfileRequest)(nil),  // 106: api.PprofBlockProfileRequest
+	(*PprofCpuProfileRequest)(nil),    // 107: api.PprofCpuProfileRequest
+	(*PprofHeapProfileRequest)(nil),   // 108: api.PprofHeapProfileRequest
+	(*PprofMutexProfileRequest)(nil),  // 109: api.PprofMutexProfileRequest
+	(*PprofResponse)(nil),             // 110: api.PprofResponse
+	(*PTYConfig)(nil),                 // 111: api.PTYConfig
+	(*ProtocolError)(nil),             // 112: api.ProtocolError
+	(*FirewallDenied)(nil),            // 113: api.FirewallDenied
+	(*PortClose)(nil),                 // 114: api.PortClose
+	(*OTLinkFileResponse)(nil),        // 115: api.OTLinkFileResponse
+	(*OpenFile)(nil),                  // 116: api.OpenFile
+	(*FileOpened)(nil),                // 117: api.FileOpened
+	(*TransferStart)(nil),             // 118: api.TransferStart
+	(*Transfer)(nil),                  // 119: api.Transfer
+	(*TransferChunk)(nil),             // 120: api.TransferChunk
+	(*TransferComplete)(nil),          // 121: api.TransferComplete
+	(*SnapshotList)(nil),              // 122: api.SnapshotList
+	(*SnapshotListRes)(nil),           // 123: api.SnapshotListRes
+	(*SnapshotInfo)(nil),              // 124: api.SnapshotInfo
+	(*SnapshotRestore)(nil),           // 125: api.SnapshotRestore
+	(*LogLine)(nil),                   // 126: api.LogLine
+	(*TaskSubmit)(nil),                // 127: api.TaskSubmit
+	(*Task)(nil),                      // 128: api.Task
+	(*TaskList)(nil),                  // 129: api.TaskList
+	(*TaskListRes)(nil),               // 130: api.TaskListRes
+	(*TaskRef)(nil),                   // 131: api.TaskRef
+	(*ServiceSpec)(nil),               // 132: api.ServiceSpec
+	(*ServiceRef)(nil),                // 133: api.ServiceRef
+	(*ServiceList)(nil),               // 134: api.ServiceList
+	(*ServiceListRes)(nil),            // 135: api.ServiceListRes
+	(*ServiceStatus)(nil),             // 136: api.ServiceStatus
+	(*LogSubscribe)(nil),              // 137: api.LogSubscribe
+	(*LogRecord)(nil),                 // 138: api.LogRecord
+	(*LogAttr)(nil),                   // 139: api.LogAttr
+	nil,                               // 140: api.Pid1Config.EnvEntry
+	nil,                               // 141: api.Exec.EnvEntry
+	nil,                               // 142: api.TaskSubmit.EnvEntry
+	nil,                               // 143: api.ServiceSpec.EnvEntry
+	(*timestamppb.Timestamp)(nil),     // 144: google.protobuf.Timestamp
 }
 var file_api_proto_depIdxs = []int32{
-	69,  // 0: api.Command.openChan:type_name -> api.OpenChannel
-	70,  // 1: api.Command.openChanRes:type_name -> api.OpenChannelRes
-	71,  // 2: api.Command.closeChan:type_name -> api.CloseChannel
-	72,  // 3: api.Command.closeChanRes:type_name -> api.CloseChannelRes
-	73,  // 4: api.Command.containerState:type_name -> api.ContainerState
-	74,  // 5: api.Command.portOpen:type_name -> api.PortOpen
-	65,  // 6: api.Command.toast:type_name -> api.Toast
-	66,  // 7: api.Command.redirect:type_name -> api.Redirect
-	67,  // 8: api.Command.incRef:type_name -> api.IncRef
-	68,  // 9: api.Command.runMain:type_name -> api.RunMain
-	64,  // 10: api.Command.clear:type_name -> api.Clear
-	56,  // 11: api.Command.saneTerm:type_name -> api.SaneTerm
-	55,  // 12: api.Command.resizeTerm:type_name -> api.ResizeTerm
+	74,  // 0: api.Command.openChan:type_name -> api.OpenChannel
+	75,  // 1: api.Command.openChanRes:type_name -> api.OpenChannelRes
+	76,  // 2: api.Command.closeChan:type_name -> api.CloseChannel
+	77,  // 3: api.Command.closeChanRes:type_name -> api.CloseChannelRes
+	78,  // 4: api.Command.containerState:type_name -> api.ContainerState
+	79,  // 5: api.Command.portOpen:type_name -> api.PortOpen
+	70,  // 6: api.Command.toast:type_name -> api.Toast
+	71,  // 7: api.Command.redirect:type_name -> api.Redirect
+	72,  // 8: api.Command.incRef:type_name -> api.IncRef
+	73,  // 9: api.Command.runMain:type_name -> api.RunMain
+	69,  // 10: api.Command.clear:type_name -> api.Clear
+	61,  // 11: api.Command.saneTerm:type_name -> api.SaneTerm
+	60,  // 12: api.Command.resizeTerm:type_name -> api.ResizeTerm
 	1,   // 13: api.Command.state:type_name -> api.State
-	59,  // 14: api.Command.ok:type_name -> api.OK
-	63,  // 15: api.Command.persist:type_name -> api.File
-	63,  // 16: api.Command.persistMirror:type_name -> api.File
-	63,  // 17: api.Command.write:type_name -> api.File
-	63,  // 18: api.Command.remove:type_name -> api.File
-	60,  // 19: api.Command.move:type_name -> api.Move
-	63,  // 20: api.Command.tryRemove:type_name -> api.File
-	63,  // 21: api.Command.mkdir:type_name -> api.File
-	63,  // 22: api.Command.stat:type_name -> api.File
-	62,  // 23: api.Command.statRes:type_name -> api.StatResult
-	63,  // 24: api.Command.read:type_name -> api.File
-	63,  // 25: api.Command.readdir:type_name -> api.File
-	61,  // 26: api.Command.files:type_name -> api.Files
-	63,  // 27: api.Command.file:type_name -> api.File
-	47,  // 28: api.Command.checkChanges:type_name -> api.CheckChanges
-	61,  // 29: api.Command.changedFiles:type_name -> api.Files
-	57,  // 30: api.Command.lintResults:type_name -> api.LintResults
-	52,  // 31: api.Command.runContainedTest:type_name -> api.ContainedTest
-	53,  // 32: api.Command.testResult:type_name -> api.TestResult
-	68,  // 33: api.Command.debuggerStep:type_name -> api.RunMain
-	50,  // 34: api.Command.debuggerStatus:type_name -> api.DebugStatus
-	48,  // 35: api.Command.ensurePackages:type_name -> api.EnsurePackages
-	43,  // 36: api.Command.ping:type_name -> api.Ping
-	44,  // 37: api.Command.pong:type_name -> api.Pong
-	45,  // 38: api.Command.hello:type_name -> api.Hello
-	46,  // 39: api.Command.goodbye:type_name -> api.Goodbye
-	42,  // 40: api.Command.hint:type_name -> api.Hint
-	41,  // 41: api.Command.connect:type_name -> api.Connect
-	39,  // 42: api.Command.send:type_name -> api.Send
-	40,  // 43: api.Command.recv:type_name -> api.Recv
-	38,  // 44: api.Command.disconnect:type_name -> api.Disconnect
-	33,  // 45: api.Command.fileAuthReq:type_name -> api.FileAuthReq
-	35,  // 46: api.Command.fileAuthRes:type_name -> api.FileAuthRes
-	34,  // 47: api.Command.mutliFileAuthRes:type_name -> api.MultiFileAuthRes
-	36,  // 48: api.Command.listObjects:type_name -> api.ListObjects
-	37,  // 49: api.Command.listObjectsResp:type_name -> api.ListObjectsResp
-	77,  // 50: api.Command.ot:type_name -> api.OTPacket
-	79,  // 51: api.Command.otstatus:type_name -> api.OTStatus
-	25,  // 52: api.Command.otLinkFile:type_name -> api.OTLinkFile
-	80,  // 53: api.Command.otNewCursor:type_name -> api.OTCursor
-	80,  // 54: api.Command.otDeleteCursor:type_name -> api.OTCursor
-	75,  // 55: api.Command.otFetchRequest:type_name -> api.OTFetchRequest
-	76,  // 56: api.Command.otFetchResponse:type_name -> api.OTFetchResponse
-	24,  // 57: api.Command.flush:type_name -> api.Flush
-	32,  // 58: api.Command.debug:type_name -> api.Debug
-	28,  // 59: api.Command.startVCR:type_name -> api.StartVCR
-	29,  // 60: api.Command.readVCR:type_name -> api.ReadVCR
-	30,  // 61: api.Command.VCRLog:type_name -> api.VCRLog
-	26,  // 62: api.Command.auth:type_name -> api.Auth
-	31,  // 63: api.Command.execInfo:type_name -> api.ExecInfo
-	22,  // 64: api.Command.subscribeFile:type_name -> api.SubscribeFile
-	23,  // 65: api.Command.fileEvent:type_name -> api.FileEvent
-	84,  // 66: api.Command.roster:type_name -> api.Roster
-	83,  // 67: api.Command.join:type_name -> api.User
-	83,  // 68: api.Command.part:type_name -> api.User
-	85,  // 69: api.Command.exec:type_name -> api.Exec
-	87,  // 70: api.Command.packageSearch:type_name -> api.PackageSearch
-	88,  // 71: api.Command.packageSearchResp:type_name -> api.PackageSearchResp
-	89,  // 72: api.Command.packageInfo:type_name -> api.PackageInfo
-	90,  // 73: api.Command.packageInfoResp:type_name -> api.PackageInfoResp
-	91,  // 74: api.Command.packageAdd:type_name -> api.PackageAdd
-	92,  // 75: api.Command.packageRemove:type_name -> api.PackageRemove
-	93,  // 76: api.Command.packageInstall:type_name -> api.PackageInstall
-	94,  // 77: api.Command.packageListSpecfile:type_name -> api.PackageListSpecfile
-	95,  // 78: api.Command.packageListSpecfileResp:type_name -> api.PackageListSpecfileResp
-	96,  // 79: api.Command.packageCacheSave:type_name -> api.PackageCacheSave
-	81,  // 80: api.Command.chatMessage:type_name -> api.ChatMessage
-	82,  // 81: api.Command.chatTyping:type_name -> api.ChatTyping
-	97,  // 82: api.Command.chatScrollback:type_name -> api.ChatScrollback
-	21,  // 83: api.Command.fsSnapshot:type_name -> api.FSSnapshot
-	20,  // 84: api.Command.fsTakeLock:type_name -> api.FSLock
-	20,  // 85: api.Command.fsReleaseLock:type_name -> api.FSLock
-	19,  // 86: api.Command.pid1Config:type_name -> api.Pid1Config
-	98,  // 87: api.Command.metrics:type_name -> api.Metrics
-	18,  // 88: api.Command.bootStatus:type_name -> api.BootStatus
-	15,  // 89: api.Command.readMeta:type_name -> api.ReadMeta
-	16,  // 90: api.Command.writeMeta:type_name -> api.WriteMeta
-	17,  // 91: api.Command.appendMeta:type_name -> api.AppendMeta
-	13,  // 92: api.Command.audio:type_name -> api.Audio
-	99,  // 93: api.Command.pprofRequest:type_name -> api.PprofRequest
-	105, // 94: api.Command.pprofResponse:type_name -> api.PprofResponse
-	14,  // 95: api.Command.audio2:type_name -> api.Audio2
-	106, // 96: api.Command.PTYConfig:type_name -> api.PTYConfig
-	107, // 97: api.Command.protocolError:type_name -> api.ProtocolError
-	109, // 98: api.Command.portClose:type_name -> api.PortClose
-	110, // 99: api.Command.otLinkFileResponse:type_name -> api.OTLinkFileResponse
-	111, // 100: api.Command.openFile:type_name -> api.OpenFile
-	112, // 101: api.Command.fileOpened:type_name -> api.FileOpened
-	113, // 102: api.Command.transferStart:type_name -> api.TransferStart
-	115, // 103: api.Command.transferChunk:type_name -> api.TransferChunk
-	116, // 104: api.Command.transferComplete:type_name -> api.TransferComplete
-	114, // 105: api.Command.transferCancel:type_name -> api.Transfer
-	114, // 106: api.Command.transfer:type_name -> api.Transfer
-	108, // 107: api.Command.firewallDenied:type_name -> api.FirewallDenied
-	117, // 108: api.Command.snapshotList:type_name -> api.SnapshotList
-	118, // 109: api.Command.snapshotListRes:type_name -> api.SnapshotListRes
-	120, // 110: api.Command.snapshotRestore:type_name -> api.SnapshotRestore
-	2,   // 111: api.BootStatus.stage:type_name -> api.BootStatus.Stage
-	121, // 112: api.Pid1Config.env:type_name -> api.Pid1Config.EnvEntry
-	63,  // 113: api.SubscribeFile.files:type_name -> api.File
-	63,  // 114: api.FileEvent.file:type_name -> api.File
-	63,  // 115: api.FileEvent.dest:type_name -> api.File
-	3,   // 116: api.FileEvent.op:type_name -> api.FileEvent.Op
-	63,  // 117: api.OTLinkFile.file:type_name -> api.File
-	4,   // 118: api.VCREntry.direction:type_name -> api.VCREntry.Direction
-	12,  // 119: api.VCREntry.command:type_name -> api.Command
-	27,  // 120: api.VCRLog.log:type_name -> api.VCREntry
-	63,  // 121: api.VCRLog.logfile:type_name -> api.File
-	63,  // 122: api.FileAuthReq.file:type_name -> api.File
-	0,   // 123: api.FileAuthReq.method:type_name -> api.FileAuthMethod
-	35,  // 124: api.MultiFileAuthRes.put:type_name -> api.FileAuthRes
-	35,  // 125: api.MultiFileAuthRes.del:type_name -> api.FileAuthRes
-	35,  // 126: api.MultiFileAuthRes.get:type_name -> api.FileAuthRes
-	63,  // 127: api.FileAuthRes.file:type_name -> api.File
-	0,   // 128: api.FileAuthRes.method:type_name -> api.FileAuthMethod
-	63,  // 129: api.EnsurePackages.file:type_name -> api.File
-	51,  // 130: api.DebugStatus.stack:type_name -> api.StackFrame
-	63,  // 131: api.ContainedTest.suite:type_name -> api.File
-	63,  // 132: api.ContainedTest.project:type_name -> api.File
-	54,  // 133: api.TestResult.fails:type_name -> api.TestFailure
-	58,  // 134: api.LintResults.results:type_name -> api.LintResult
-	63,  // 135: api.Files.files:type_name -> api.File
-	5,   // 136: api.StatResult.type:type_name -> api.File.Type
-	5,   // 137: api.File.type:type_name -> api.File.Type
-	6,   // 138: api.OpenChannel.action:type_name -> api.OpenChannel.Action
-	7,   // 139: api.OpenChannelRes.state:type_name -> api.OpenChannelRes.State
-	8,   // 140: api.CloseChannel.action:type_name -> api.CloseChannel.Action
-	9,   // 141: api.CloseChannelRes.status:type_name -> api.CloseChannelRes.Status
-	10,  // 142: api.ContainerState.state:type_name -> api.ContainerState.State
-	77,  // 143: api.OTFetchResponse.packets:type_name -> api.OTPacket
-	78,  // 144: api.OTPacket.ops:type_name -> api.OTRuneTransformOp
-	123, // 145: api.OTPacket.committed:type_name -> google.protobuf.Timestamp
-	63,  // 146: api.OTStatus.linkedFile:type_name -> api.File
-	80,  // 147: api.OTStatus.cursors:type_name -> api.OTCursor
-	83,  // 148: api.OTCursor.user:type_name -> api.User
-	83,  // 149: api.Roster.user:type_name -> api.User
-	122, // 150: api.Exec.env:type_name -> api.Exec.EnvEntry
-	11,  // 151: api.Exec.lifecycle:type_name -> api.Exec.Lifecycle
-	86,  // 152: api.Package.dependencies:type_name -> api.Package
-	86,  // 153: api.PackageSearchResp.results:type_name -> api.Package
-	86,  // 154: api.PackageInfo.pkg:type_name -> api.Package
-	86,  // 155: api.PackageInfoResp.pkg:type_name -> api.Package
-	86,  // 156: api.PackageAdd.pkgs:type_name -> api.Package
-	86,  // 157: api.PackageRemove.pkgs:type_name -> api.Package
-	86,  // 158: api.PackageListSpecfileResp.pkgs:type_name -> api.Package
-	81,  // 159: api.ChatScrollback.scrollback:type_name -> api.ChatMessage
-	102, // 160: api.PprofRequest.pprofCpuProfileRequest:type_name -> api.PprofCpuProfileRequest
-	103, // 161: api.PprofRequest.pprofHeapProfileRequest:type_name -> api.PprofHeapProfileRequest
-	100, // 162: api.PprofRequest.pprofAllocsProfileRequest:type_name -> api.PprofAllocsProfileRequest
-	101, // 163: api.PprofRequest.pprofBlockProfileRequest:type_name -> api.PprofBlockProfileRequest
-	104, // 164: api.PprofRequest.pprofMutexProfileRequest:type_name -> api.PprofMutexProfileRequest
-	63,  // 165: api.OTLinkFileResponse.linkedFile:type_name -> api.File
-	123, // 166: api.FileOpened.timestamp:type_name -> google.protobuf.Timestamp
-	119, // 167: api.SnapshotListRes.snapshots:type_name -> api.SnapshotInfo
-	168, // [168:168] is the sub-list for method output_type
-	168, // [168:168] is the sub-list for method input_type
-	168, // [168:168] is the sub-list for extension type_name
-	168, // [168:168] is the sub-list for extension extendee
-	0,   // [0:168] is the sub-list for field type_name
+	64,  // 14: api.Command.ok:type_name -> api.OK
+	68,  // 15: api.Command.persist:type_name -> api.File
+	68,  // 16: api.Command.persistMirror:type_name -> api.File
+	68,  // 17: api.Command.write:type_name -> api.File
+	68,  // 18: api.Command.remove:type_name -> api.File
+	65,  // 19: api.Command.move:type_name -> api.Move
+	68,  // 20: api.Command.tryRemove:type_name -> api.File
+	68,  // 21: api.Command.mkdir:type_name -> api.File
+	68,  // 22: api.Command.stat:type_name -> api.File
+	67,  // 23: api.Command.statRes:type_name -> api.StatResult
+	68,  // 24: api.Command.read:type_name -> api.File
+	68,  // 25: api.Command.readdir:type_name -> api.File
+	66,  // 26: api.Command.files:type_name -> api.Files
+	68,  // 27: api.Command.file:type_name -> api.File
+	52,  // 28: api.Command.checkChanges:type_name -> api.CheckChanges
+	66,  // 29: api.Command.changedFiles:type_name -> api.Files
+	62,  // 30: api.Command.lintResults:type_name -> api.LintResults
+	57,  // 31: api.Command.runContainedTest:type_name -> api.ContainedTest
+	58,  // 32: api.Command.testResult:type_name -> api.TestResult
+	73,  // 33: api.Command.debuggerStep:type_name -> api.RunMain
+	55,  // 34: api.Command.debuggerStatus:type_name -> api.DebugStatus
+	53,  // 35: api.Command.ensurePackages:type_name -> api.EnsurePackages
+	48,  // 36: api.Command.ping:type_name -> api.Ping
+	49,  // 37: api.Command.pong:type_name -> api.Pong
+	50,  // 38: api.Command.hello:type_name -> api.Hello
+	51,  // 39: api.Command.goodbye:type_name -> api.Goodbye
+	47,  // 40: api.Command.hint:type_name -> api.Hint
+	46,  // 41: api.Command.connect:type_name -> api.Connect
+	44,  // 42: api.Command.send:type_name -> api.Send
+	45,  // 43: api.Command.recv:type_name -> api.Recv
+	43,  // 44: api.Command.disconnect:type_name -> api.Disconnect
+	38,  // 45: api.Command.fileAuthReq:type_name -> api.FileAuthReq
+	40,  // 46: api.Command.fileAuthRes:type_name -> api.FileAuthRes
+	39,  // 47: api.Command.mutliFileAuthRes:type_name -> api.MultiFileAuthRes
+	41,  // 48: api.Command.listObjects:type_name -> api.ListObjects
+	42,  // 49: api.Command.listObjectsResp:type_name -> api.ListObjectsResp
+	82,  // 50: api.Command.ot:type_name -> api.OTPacket
+	84,  // 51: api.Command.otstatus:type_name -> api.OTStatus
+	30,  // 52: api.Command.otLinkFile:type_name -> api.OTLinkFile
+	85,  // 53: api.Command.otNewCursor:type_name -> api.OTCursor
+	85,  // 54: api.Command.otDeleteCursor:type_name -> api.OTCursor
+	80,  // 55: api.Command.otFetchRequest:type_name -> api.OTFetchRequest
+	81,  // 56: api.Command.otFetchResponse:type_name -> api.OTFetchResponse
+	29,  // 57: api.Command.flush:type_name -> api.Flush
+	37,  // 58: api.Command.debug:type_name -> api.Debug
+	33,  // 59: api.Command.startVCR:type_name -> api.StartVCR
+	34,  // 60: api.Command.readVCR:type_name -> api.ReadVCR
+	35,  // 61: api.Command.VCRLog:type_name -> api.VCRLog
+	31,  // 62: api.Command.auth:type_name -> api.Auth
+	36,  // 63: api.Command.execInfo:type_name -> api.ExecInfo
+	27,  // 64: api.Command.subscribeFile:type_name -> api.SubscribeFile
+	28,  // 65: api.Command.fileEvent:type_name -> api.FileEvent
+	89,  // 66: api.Command.roster:type_name -> api.Roster
+	88,  // 67: api.Command.join:type_name -> api.User
+	88,  // 68: api.Command.part:type_name -> api.User
+	90,  // 69: api.Command.exec:type_name -> api.Exec
+	92,  // 70: api.Command.packageSearch:type_name -> api.PackageSearch
+	93,  // 71: api.Command.packageSearchResp:type_name -> api.PackageSearchResp
+	94,  // 72: api.Command.packageInfo:type_name -> api.PackageInfo
+	95,  // 73: api.Command.packageInfoResp:type_name -> api.PackageInfoResp
+	96,  // 74: api.Command.packageAdd:type_name -> api.PackageAdd
+	97,  // 75: api.Command.packageRemove:type_name -> api.PackageRemove
+	98,  // 76: api.Command.packageInstall:type_name -> api.PackageInstall
+	99,  // 77: api.Command.packageListSpecfile:type_name -> api.PackageListSpecfile
+	100, // 78: api.Command.packageListSpecfileResp:type_name -> api.PackageListSpecfileResp
+	101, // 79: api.Command.packageCacheSave:type_name -> api.PackageCacheSave
+	86,  // 80: api.Command.chatMessage:type_name -> api.ChatMessage
+	87,  // 81: api.Command.chatTyping:type_name -> api.ChatTyping
+	102, // 82: api.Command.chatScrollback:type_name -> api.ChatScrollback
+	26,  // 83: api.Command.fsSnapshot:type_name -> api.FSSnapshot
+	25,  // 84: api.Command.fsTakeLock:type_name -> api.FSLock
+	25,  // 85: api.Command.fsReleaseLock:type_name -> api.FSLock
+	24,  // 86: api.Command.pid1Config:type_name -> api.Pid1Config
+	103, // 87: api.Command.metrics:type_name -> api.Metrics
+	23,  // 88: api.Command.bootStatus:type_name -> api.BootStatus
+	20,  // 89: api.Command.readMeta:type_name -> api.ReadMeta
+	21,  // 90: api.Command.writeMeta:type_name -> api.WriteMeta
+	22,  // 91: api.Command.appendMeta:type_name -> api.AppendMeta
+	18,  // 92: api.Command.audio:type_name -> api.Audio
+	104, // 93: api.Command.pprofRequest:type_name -> api.PprofRequest
+	110, // 94: api.Command.pprofResponse:type_name -> api.PprofResponse
+	19,  // 95: api.Command.audio2:type_name -> api.Audio2
+	111, // 96: api.Command.PTYConfig:type_name -> api.PTYConfig
+	112, // 97: api.Command.protocolError:type_name -> api.ProtocolError
+	114, // 98: api.Command.portClose:type_name -> api.PortClose
+	115, // 99: api.Command.otLinkFileResponse:type_name -> api.OTLinkFileResponse
+	116, // 100: api.Command.openFile:type_name -> api.OpenFile
+	117, // 101: api.Command.fileOpened:type_name -> api.FileOpened
+	118, // 102: api.Command.transferStart:type_name -> api.TransferStart
+	120, // 103: api.Command.transferChunk:type_name -> api.TransferChunk
+	121, // 104: api.Command.transferComplete:type_name -> api.TransferComplete
+	119, // 105: api.Command.transferCancel:type_name -> api.Transfer
+	119, // 106: api.Command.transfer:type_name -> api.Transfer
+	113, // 107: api.Command.firewallDenied:type_name -> api.FirewallDenied
+	122, // 108: api.Command.snapshotList:type_name -> api.SnapshotList
+	123, // 109: api.Command.snapshotListRes:type_name -> api.SnapshotListRes
+	125, // 110: api.Command.snapshotRestore:type_name -> api.SnapshotRestore
+	127, // 111: api.Command.taskSubmit:type_name -> api.TaskSubmit
+	128, // 112: api.Command.task:type_name -> api.Task
+	129, // 113: api.Command.taskList:type_name -> api.TaskList
+	130, // 114: api.Command.taskListRes:type_name -> api.TaskListRes
+	131, // 115: api.Command.taskGet:type_name -> api.TaskRef
+	131, // 116: api.Command.taskCancel:type_name -> api.TaskRef
+	126, // 117: api.Command.taskLog:type_name -> api.LogLine
+	128, // 118: api.Command.taskEnd:type_name -> api.Task
+	132, // 119: api.Command.serviceEnable:type_name -> api.ServiceSpec
+	133, // 120: api.Command.serviceDisable:type_name -> api.ServiceRef
+	133, // 121: api.Command.serviceDestroy:type_name -> api.ServiceRef
+	134, // 122: api.Command.serviceList:type_name -> api.ServiceList
+	135, // 123: api.Command.serviceListRes:type_name -> api.ServiceListRes
+	136, // 124: api.Command.service:type_name -> api.ServiceStatus
+	126, // 125: api.Command.serviceLog:type_name -> api.LogLine
+	137, // 126: api.Command.logSubscribe:type_name -> api.LogSubscribe
+	138, // 127: api.Command.logRecord:type_name -> api.LogRecord
+	2,   // 128: api.BootStatus.stage:type_name -> api.BootStatus.Stage
+	140, // 129: api.Pid1Config.env:type_name -> api.Pid1Config.EnvEntry
+	68,  // 130: api.SubscribeFile.files:type_name -> api.File
+	68,  // 131: api.FileEvent.file:type_name -> api.File
+	68,  // 132: api.FileEvent.dest:type_name -> api.File
+	3,   // 133: api.FileEvent.op:type_name -> api.FileEvent.Op
+	68,  // 134: api.OTLinkFile.file:type_name -> api.File
+	4,   // 135: api.VCREntry.direction:type_name -> api.VCREntry.Direction
+	17,  // 136: api.VCREntry.command:type_name -> api.Command
+	32,  // 137: api.VCRLog.log:type_name -> api.VCREntry
+	68,  // 138: api.VCRLog.logfile:type_name -> api.File
+	68,  // 139: api.FileAuthReq.file:type_name -> api.File
+	0,   // 140: api.FileAuthReq.method:type_name -> api.FileAuthMethod
+	40,  // 141: api.MultiFileAuthRes.put:type_name -> api.FileAuthRes
+	40,  // 142: api.MultiFileAuthRes.del:type_name -> api.FileAuthRes
+	40,  // 143: api.MultiFileAuthRes.get:type_name -> api.FileAuthRes
+	68,  // 144: api.FileAuthRes.file:type_name -> api.File
+	0,   // 145: api.FileAuthRes.method:type_name -> api.FileAuthMethod
+	68,  // 146: api.EnsurePackages.file:type_name -> api.File
+	56,  // 147: api.DebugStatus.stack:type_name -> api.StackFrame
+	68,  // 148: api.ContainedTest.suite:type_name -> api.File
+	68,  // 149: api.ContainedTest.project:type_name -> api.File
+	59,  // 150: api.TestResult.fails:type_name -> api.TestFailure
+	63,  // 151: api.LintResults.results:type_name -> api.LintResult
+	68,  // 152: api.Files.files:type_name -> api.File
+	5,   // 153: api.StatResult.type:type_name -> api.File.Type
+	5,   // 154: api.File.type:type_name -> api.File.Type
+	6,   // 155: api.OpenChannel.action:type_name -> api.OpenChannel.Action
+	7,   // 156: api.OpenChannelRes.state:type_name -> api.OpenChannelRes.State
+	8,   // 157: api.CloseChannel.action:type_name -> api.CloseChannel.Action
+	9,   // 158: api.CloseChannelRes.status:type_name -> api.CloseChannelRes.Status
+	10,  // 159: api.ContainerState.state:type_name -> api.ContainerState.State
+	82,  // 160: api.OTFetchResponse.packets:type_name -> api.OTPacket
+	83,  // 161: api.OTPacket.ops:type_name -> api.OTRuneTransformOp
+	144, // 162: api.OTPacket.committed:type_name -> google.protobuf.Timestamp
+	68,  // 163: api.OTStatus.linkedFile:type_name -> api.File
+	85,  // 164: api.OTStatus.cursors:type_name -> api.OTCursor
+	88,  // 165: api.OTCursor.user:type_name -> api.User
+	88,  // 166: api.Roster.user:type_name -> api.User
+	141, // 167: api.Exec.env:type_name -> api.Exec.EnvEntry
+	11,  // 168: api.Exec.lifecycle:type_name -> api.Exec.Lifecycle
+	91,  // 169: api.Package.dependencies:type_name -> api.Package
+	91,  // 170: api.PackageSearchResp.results:type_name -> api.Package
+	91,  // 171: api.PackageInfo.pkg:type_name -> api.Package
+	91,  // 172: api.PackageInfoResp.pkg:type_name -> api.Package
+	91,  // 173: api.PackageAdd.pkgs:type_name -> api.Package
+	91,  // 174: api.PackageRemove.pkgs:type_name -> api.Package
+	91,  // 175: api.PackageListSpecfileResp.pkgs:type_name -> api.Package
+	86,  // 176: api.ChatScrollback.scrollback:type_name -> api.ChatMessage
+	107, // 177: api.PprofRequest.pprofCpuProfileRequest:type_name -> api.PprofCpuProfileRequest
+	108, // 178: api.PprofRequest.pprofHeapProfileRequest:type_name -> api.PprofHeapProfileRequest
+	105, // 179: api.PprofRequest.pprofAllocsProfileRequest:type_name -> api.PprofAllocsProfileRequest
+	106, // 180: api.PprofRequest.pprofBlockProfileRequest:type_name -> api.PprofBlockProfileRequest
+	109, // 181: api.PprofRequest.pprofMutexProfileRequest:type_name -> api.PprofMutexProfileRequest
+	68,  // 182: api.OTLinkFileResponse.linkedFile:type_name -> api.File
+	144, // 183: api.FileOpened.timestamp:type_name -> google.protobuf.Timestamp
+	124, // 184: api.SnapshotListRes.snapshots:type_name -> api.SnapshotInfo
+	12,  // 185: api.LogLine.stream:type_name -> api.LogLine.Stream
+	142, // 186: api.TaskSubmit.env:type_name -> api.TaskSubmit.EnvEntry
+	13,  // 187: api.Task.status:type_name -> api.Task.Status
+	13,  // 188: api.TaskList.statuses:type_name -> api.Task.Status
+	128, // 189: api.TaskListRes.tasks:type_name -> api.Task
+	143, // 190: api.ServiceSpec.env:type_name -> api.ServiceSpec.EnvEntry
+	14,  // 191: api.ServiceSpec.restart:type_name -> api.ServiceSpec.Restart
+	15,  // 192: api.ServiceList.filter:type_name -> api.ServiceList.Filter
+	136, // 193: api.ServiceListRes.services:type_name -> api.ServiceStatus
+	16,  // 194: api.ServiceStatus.state:type_name -> api.ServiceStatus.State
+	14,  // 195: api.ServiceStatus.restart:type_name -> api.ServiceSpec.Restart
+	139, // 196: api.LogRecord.attrs:type_name -> api.LogAttr
+	197, // [197:197] is the sub-list for method output_type
+	197, // [197:197] is the sub-list for method input_type
+	197, // [197:197] is the sub-list for extension type_name
+	197, // [197:197] is the sub-list for extension extendee
+	0,   // [0:197] is the sub-list for field type_name
 }
 
 func init() { file_api_proto_init() }
@@ -9252,6 +10981,23 @@ func file_api_proto_init() {
 		(*Command_SnapshotList)(nil),
 		(*Command_SnapshotListRes)(nil),
 		(*Command_SnapshotRestore)(nil),
+		(*Command_TaskSubmit)(nil),
+		(*Command_Task)(nil),
+		(*Command_TaskList)(nil),
+		(*Command_TaskListRes)(nil),
+		(*Command_TaskGet)(nil),
+		(*Command_TaskCancel)(nil),
+		(*Command_TaskLog)(nil),
+		(*Command_TaskEnd)(nil),
+		(*Command_ServiceEnable)(nil),
+		(*Command_ServiceDisable)(nil),
+		(*Command_ServiceDestroy)(nil),
+		(*Command_ServiceList)(nil),
+		(*Command_ServiceListRes)(nil),
+		(*Command_Service)(nil),
+		(*Command_ServiceLog)(nil),
+		(*Command_LogSubscribe)(nil),
+		(*Command_LogRecord)(nil),
 	}
 	file_api_proto_msgTypes[66].OneofWrappers = []any{
 		(*OTRuneTransformOp_Skip)(nil),
@@ -9270,8 +11016,8 @@ func file_api_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_proto_rawDesc), len(file_api_proto_rawDesc)),
-			NumEnums:      12,
-			NumMessages:   111,
+			NumEnums:      17,
+			NumMessages:   127,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

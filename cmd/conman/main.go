@@ -33,6 +33,7 @@ import (
 	_ "github.com/conman-dev/conman/services/exec"
 	_ "github.com/conman-dev/conman/services/files"
 	_ "github.com/conman-dev/conman/services/fsevents"
+	"github.com/conman-dev/conman/services/logs"
 	_ "github.com/conman-dev/conman/services/meta"
 	_ "github.com/conman-dev/conman/services/ot"
 	_ "github.com/conman-dev/conman/services/packager"
@@ -43,6 +44,8 @@ import (
 	"github.com/conman-dev/conman/services/shell"
 	_ "github.com/conman-dev/conman/services/sink"
 	_ "github.com/conman-dev/conman/services/snapshot"
+	_ "github.com/conman-dev/conman/services/supervise"
+	"github.com/conman-dev/conman/services/tasks"
 	"github.com/conman-dev/conman/web/ui"
 )
 
@@ -232,6 +235,8 @@ func serve(args []string, stderr io.Writer) error {
 	var shellGrace time.Duration
 	var subreaper bool
 	fs.DurationVar(&shellGrace, "shell-grace", shell.DefaultGrace, "how long a shell with no client attached keeps running (negative: it ends with its last client)")
+	var tasksConcurrency int
+	fs.IntVar(&tasksConcurrency, "tasks-concurrency", tasks.DefaultConcurrency, "how many queued tasks may run at once")
 	fs.BoolVar(&subreaper, "subreaper", false, "reap orphaned processes as PID 1 does (PR_SET_CHILD_SUBREAPER)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -240,6 +245,9 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Sessions with the debug or admin role may stream the daemon's log
+	// (the logs service).
+	log = slog.New(logs.Wrap(log.Handler()))
 	cfg.AllowOrigins = origins
 	cfg.ReadLimit = int64(readLimit)
 	cfg.WriteQueueBytes = int(queue)
@@ -248,6 +256,7 @@ func serve(args []string, stderr io.Writer) error {
 	cfg.Version = version()
 	cfg.UI = ui.Handler()
 	shell.Configure(shell.Options{Grace: shellGrace})
+	tasks.Configure(tasks.Options{Concurrency: tasksConcurrency})
 	d, err := conman.New(cfg)
 	if err != nil {
 		return err
