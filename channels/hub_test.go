@@ -277,3 +277,17 @@ func TestShutdownEndsSessionsNobodyCloses(t *testing.T) {
 		t.Fatal("the transport was not closed")
 	}
 }
+
+// TestCloseChannelZero: closeChan{id: 0} is answered with an error, never
+// with a closeChanRes whose id is 0.
+func TestCloseChannelZero(t *testing.T) {
+	hub := channels.NewHub(channels.Options{Registry: channels.NewRegistry(), Logger: discardLogger(), PingInterval: -1})
+	defer hub.Shutdown(context.Background())
+	s, conn := session(t, hub, channels.Identity{UserName: "a"})
+	defer s.Close(channels.ReasonClientClosed)
+	s.HandleFrame(channelstest.Encode(&api.Command{Ref: "c", Body: &api.Command_CloseChan{CloseChan: &api.CloseChannel{}}}))
+	m, err := conn.Next(ctxT(t))
+	if err != nil || m.Ref != "c" || m.GetError() != "closeChan: channel 0 cannot be closed" {
+		t.Fatalf("got %v %v, want an error with the ref", m, err)
+	}
+}

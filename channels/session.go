@@ -260,6 +260,12 @@ func (s *Session) closeChannel(ref string, req *api.CloseChannel) {
 	reply := func(status api.CloseChannelRes_Status) {
 		s.Send0(&api.Command{Ref: ref, Body: &api.Command_CloseChanRes{CloseChanRes: &api.CloseChannelRes{Id: req.Id, Status: status}}})
 	}
+	if req.Id == 0 {
+		// A closeChanRes with id 0 breaks the official client (proto3
+		// drops the zero id); channel 0 is never closed anyway.
+		s.Send0(errorCommand(ref, "closeChan: channel 0 cannot be closed"))
+		return
+	}
 	s.mu.Lock()
 	ch := s.chans[req.Id]
 	delete(s.chans, req.Id)

@@ -28,6 +28,7 @@ import (
 
 	// The services the daemon serves.
 	_ "github.com/conman-dev/conman/services/chat"
+	_ "github.com/conman-dev/conman/services/contained"
 	_ "github.com/conman-dev/conman/services/debug"
 	_ "github.com/conman-dev/conman/services/diag"
 	_ "github.com/conman-dev/conman/services/exec"
@@ -37,6 +38,7 @@ import (
 	_ "github.com/conman-dev/conman/services/meta"
 	_ "github.com/conman-dev/conman/services/ot"
 	_ "github.com/conman-dev/conman/services/packager"
+	_ "github.com/conman-dev/conman/services/pid1"
 	_ "github.com/conman-dev/conman/services/ports"
 	_ "github.com/conman-dev/conman/services/presence"
 	_ "github.com/conman-dev/conman/services/proxy"

@@ -24,7 +24,8 @@
 //     session (text: 1 to [MaxToastBytes] bytes).
 //
 // Toasts need the "admin" role in the session's token; everything else the
-// "debug" role. Others are answered "permission denied".
+// "debug" role. Others are answered "permission denied". Any other body is
+// answered "unsupported command <body> on service diag", whoever sends it.
 //
 // On channel 0 a CPU profile runs in a goroutine of its own, so the
 // session's read loop goes on meanwhile; its reply comes when it is done.
@@ -44,6 +45,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"unicode/utf8"
@@ -141,6 +143,11 @@ func (svc *Service) Open(*channels.Channel) (channels.Handler, error) {
 type handler struct{ svc *Service }
 
 func (h handler) Handle(ctx context.Context, req *channels.Request) (*api.Command, error) {
+	// A body the service does not serve is unsupported whoever sends it:
+	// the answer names the command rather than the missing role.
+	if !slices.Contains(bodies, channels.BodyName(req.Command)) {
+		return nil, channels.Unsupported(req.Command)
+	}
 	if err := authorize(req.Session, req.Command); err != nil {
 		return nil, err
 	}

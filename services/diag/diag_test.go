@@ -433,3 +433,22 @@ func nextToast(t *testing.T, c *client.Client) string {
 		}
 	}
 }
+
+// TestUnsupportedBodies: a body diag does not serve is unsupported, named
+// in the answer, for sessions with or without its roles.
+func TestUnsupportedBodies(t *testing.T) {
+	t.Parallel()
+	d := conmantest.Start(t)
+	for _, claims := range []auth.Claims{conmantest.User, debugger, {UserName: "viewer", ReadOnly: true}} {
+		c := d.DialAs(t, claims)
+		ch, err := c.Open(conmantest.Context(t), diag.Name, "", api.OpenChannel_CREATE)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := ch.Request(conmantest.Context(t), &api.Command{Body: &api.Command_Read{Read: &api.File{Path: "x"}}})
+		if err != nil || !client.IsError(r, "unsupported command read on service diag") {
+			t.Errorf("%s: %v %v", claims.UserName, r, err)
+		}
+		noViolations(t, c)
+	}
+}

@@ -8,8 +8,9 @@
 //
 // An `exec{args, env, blocking, lifecycle, splitStderr}` request:
 //   - runs args[0] (looked up in the PATH of the process's environment)
-//     with args in the workspace, with the daemon's environment minus its
-//     secrets (see [proc.IsSecret]) plus env;
+//     with args in the workspace (or the directory in it that pid1Config
+//     chose, see [proc.Defaults]), with the daemon's environment minus its
+//     secrets (see [proc.IsSecret]), plus pid1Config's env, plus env;
 //   - sends the requesting session `state Running`, the output as
 //     `output` messages (stdout and stderr together, or stderr apart as
 //     `stderr` messages with splitStderr), `state Stopped`, and finally
@@ -373,7 +374,7 @@ func (in *instance) runProcess(j *job) (pty.ExitStatus, error) {
 	}
 	cmd := exec.Command(path)
 	cmd.Args = j.args
-	cmd.Dir = in.svc.workspace
+	cmd.Dir = proc.Dir(in.svc.workspace)
 	cmd.Env = j.env
 	if j.stdinR != nil {
 		cmd.Stdin = j.stdinR

@@ -1,8 +1,9 @@
 // Package proc holds what the process services (exec, shell and the run
-// button) share: the environment workspace processes get, the process-wide
-// register of the process groups the daemon supervises, turning process
-// output into protocol text, and [Console], which shares one terminal at a
-// time among the sessions attached to a channel.
+// button) share: the environment and working directory workspace processes
+// get (with the process-wide [Defaults] that pid1Config sets), the
+// process-wide register of the process groups the daemon supervises,
+// turning process output into protocol text, and [Console], which shares
+// one terminal at a time among the sessions attached to a channel.
 //
 // It must not know any one service's commands or policies (when to restart,
 // what to run): those stay in the services. It never reaps a process itself;

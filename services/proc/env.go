@@ -41,14 +41,15 @@ func IsSecret(name, value string) bool {
 }
 
 // Environ returns the environment of a workspace process: the daemon's own
-// without its secrets (see [IsSecret]), then extra on top, sorted by name
-// so that the result does not depend on map order.
+// without its secrets (see [IsSecret]), then the Env of the current
+// [Defaults], then extra on top; each layer sorted by name so that the
+// result does not depend on map order.
 func Environ(extra map[string]string) []string {
 	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
 		name, value, _ := strings.Cut(kv, "=")
 		return IsSecret(name, value)
 	})
-	return Setenv(env, extra)
+	return Setenv(Setenv(env, defaultEnv()), extra)
 }
 
 // TerminalEnviron is [Environ] for a process in a terminal: the daemon's

@@ -27,8 +27,9 @@
 // refused. Refusals read `proxy: refusing <addr>: <ip> is not a loopback
 // address (...)`.
 //
-// Every command on a proxy channel counts as a mutation, so read-only
-// sessions are refused them ("permission denied") by the channel layer.
+// connect, send and disconnect count as mutations, so read-only sessions
+// are refused them ("permission denied") by the channel layer; any other
+// body is "unsupported command <body> on service proxy".
 //
 // # Backpressure
 //
@@ -169,9 +170,16 @@ type instance struct {
 	owner *channels.Session
 }
 
-// Mutates reports every command: a read-only session may not open
-// connections or write to them.
-func (*instance) Mutates(*api.Command) bool { return true }
+// Mutates reports the service's own commands (and the channel layer's
+// mutations): a read-only session may not open connections or write to
+// them. Other bodies are answered "unsupported command", whoever sends them.
+func (*instance) Mutates(cmd *api.Command) bool {
+	switch cmd.GetBody().(type) {
+	case *api.Command_Connect, *api.Command_Send, *api.Command_Disconnect:
+		return true
+	}
+	return channels.IsMutation(cmd)
+}
 
 var (
 	errNotConnected = errors.New("proxy: not connected (send connect first)")

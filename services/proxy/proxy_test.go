@@ -311,10 +311,15 @@ func TestRefusals(t *testing.T) {
 		t.Fatalf("connect localhost: %v", r)
 	}
 
-	// Read-only sessions may not connect.
+	// Read-only sessions may not connect; a body the service does not
+	// serve is unsupported for them too, not refused.
 	ro := d.DialAs(t, auth.Claims{UserID: 5, UserName: "viewer", ReadOnly: true})
-	if r := request(t, openProxy(t, ro), connectCmd(srv.addr())); !client.IsError(r, "permission denied") {
+	roCh := openProxy(t, ro)
+	if r := request(t, roCh, connectCmd(srv.addr())); !client.IsError(r, "permission denied") {
 		t.Fatalf("read-only connect: %v", r)
+	}
+	if r := request(t, roCh, &api.Command{Body: &api.Command_Read{Read: &api.File{Path: "x"}}}); !client.IsError(r, "unsupported command read on service proxy") {
+		t.Fatalf("read-only read: %v", r)
 	}
 
 	// On a named channel the stream is its connecting session's.

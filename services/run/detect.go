@@ -22,30 +22,36 @@ const maxConfigBytes = 1 << 20
 
 // A rule says how to run a project that has a file.
 type rule struct {
-	file string
-	argv []string
+	file     string
+	language string // as proc.Language names it
+	argv     []string
 	// when, if set, must also accept the file's contents.
 	when func(content []byte) bool
 }
 
 // rules are tried in order after .replit; the first whose file exists wins.
 var rules = []rule{
-	{file: "main.py", argv: []string{"python3", "main.py"}},
-	{file: "go.mod", argv: []string{"go", "run", "."}},
-	{file: "package.json", argv: []string{"npm", "start"}, when: hasStartScript},
-	{file: "index.js", argv: []string{"node", "index.js"}},
-	{file: "main.js", argv: []string{"node", "main.js"}},
-	{file: "Cargo.toml", argv: []string{"cargo", "run"}},
-	{file: "main.go", argv: []string{"go", "run", "main.go"}},
-	{file: "main.rb", argv: []string{"ruby", "main.rb"}},
-	{file: "main.sh", argv: []string{"bash", "main.sh"}},
+	{file: "main.py", language: "python", argv: []string{"python3", "main.py"}},
+	{file: "go.mod", language: "go", argv: []string{"go", "run", "."}},
+	{file: "package.json", language: "nodejs", argv: []string{"npm", "start"}, when: hasStartScript},
+	{file: "index.js", language: "nodejs", argv: []string{"node", "index.js"}},
+	{file: "main.js", language: "nodejs", argv: []string{"node", "main.js"}},
+	{file: "Cargo.toml", language: "rust", argv: []string{"cargo", "run"}},
+	{file: "main.go", language: "go", argv: []string{"go", "run", "main.go"}},
+	{file: "main.rb", language: "ruby", argv: []string{"ruby", "main.rb"}},
+	{file: "main.sh", language: "bash", argv: []string{"bash", "main.sh"}},
 	{file: "Makefile", argv: []string{"make"}},
 }
 
 // Command returns the argv that runs the project in dir: the `run` key of
 // dir/.replit (a string is run by sh -c, an array as it is), else the
 // first rule whose file exists.
-func Command(dir string) ([]string, error) {
+func Command(dir string) ([]string, error) { return CommandFor(dir, "") }
+
+// CommandFor is [Command] for a project in language (as [proc.Language]
+// names it; pid1Config sets it): when .replit does not say, the rules for
+// that language are tried first, then the others.
+func CommandFor(dir, language string) ([]string, error) {
 	if content, err := readConfig(filepath.Join(dir, ".replit")); err == nil {
 		argv, found, err := fromReplit(content)
 		if err != nil {
@@ -57,7 +63,21 @@ func Command(dir string) ([]string, error) {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("run: .replit: %w", err)
 	}
-	for _, r := range rules {
+	ordered := rules
+	if language != "" {
+		ordered = make([]rule, 0, len(rules))
+		for _, r := range rules {
+			if r.language == language {
+				ordered = append(ordered, r)
+			}
+		}
+		for _, r := range rules {
+			if r.language != language {
+				ordered = append(ordered, r)
+			}
+		}
+	}
+	for _, r := range ordered {
 		content, err := readConfig(filepath.Join(dir, r.file))
 		if err != nil {
 			continue

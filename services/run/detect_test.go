@@ -77,3 +77,35 @@ func TestCommand(t *testing.T) {
 		t.Fatalf("empty project: %v", err)
 	}
 }
+
+// TestCommandForLanguage: the language pid1Config sets picks among the
+// rules; .replit still decides first, and an unmatched language falls back
+// to the usual order.
+func TestCommandForLanguage(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, name := range []string{"main.py", "go.mod", "index.js"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("module x\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct {
+		language string
+		want     []string
+	}{
+		{"", []string{"python3", "main.py"}},
+		{"go", []string{"go", "run", "."}},
+		{"nodejs", []string{"node", "index.js"}},
+		{"rust", []string{"python3", "main.py"}},
+	} {
+		if got, err := run.CommandFor(dir, tt.language); err != nil || !slices.Equal(got, tt.want) {
+			t.Errorf("CommandFor(%q) = %q, %v; want %q", tt.language, got, err, tt.want)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, ".replit"), []byte(`run = "make serve"`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := run.CommandFor(dir, "go"); !slices.Equal(got, []string{"sh", "-c", "make serve"}) {
+		t.Errorf(".replit did not win over the language: %q", got)
+	}
+}

@@ -12,7 +12,9 @@
 //     what the scrollback of the latest run holds, then live output; every
 //     later start and end of a run is sent as `state` too, in order with
 //     the output;
-//   - `runMain` starts the project's run command (see [Command]); while a
+//   - `runMain` starts the project's run command (see [CommandFor]: the
+//     language pid1Config set is preferred), in the workspace or the
+//     directory pid1Config chose there, with pid1Config's env; while a
 //     run is going it is stopped first (SIGHUP, SIGTERM, then SIGKILL after
 //     the grace) and started again. It is answered `ok` once the new run
 //     has started, or `error` saying why nothing could be run;
@@ -189,7 +191,7 @@ func (r *instance) Handle(ctx context.Context, req *channels.Request) (*api.Comm
 
 // runMain stops the current run, if any, and starts the run command.
 func (r *instance) runMain(ctx context.Context) error {
-	argv, err := Command(r.svc.workspace)
+	argv, err := CommandFor(r.svc.workspace, proc.CurrentDefaults().Language)
 	if err != nil {
 		return err
 	}
@@ -199,7 +201,7 @@ func (r *instance) runMain(ctx context.Context) error {
 	rows, cols := r.console.Size()
 	term, err := proc.StartPTY(r.ctx, pty.Options{
 		Argv:            argv,
-		Dir:             r.svc.workspace,
+		Dir:             proc.Dir(r.svc.workspace),
 		Env:             proc.TerminalEnviron(nil),
 		Rows:            rows,
 		Cols:            cols,

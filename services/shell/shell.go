@@ -19,6 +19,9 @@
 //     read-write sessions that sent one, like tmux;
 //   - `saneTerm` restores sane modes; `PTYConfig{pipeMode}` switches raw,
 //     no-echo mode on or off;
+//   - a shell starts in the workspace, or in the directory there that
+//     pid1Config chose, with pid1Config's env (see [proc.Defaults]); a
+//     change reaches the shells started after it;
 //   - when the shell exits a new one is started, and every attached
 //     session is told so in the output; shells that keep exiting at once
 //     are restarted ever more slowly, up to once every 30 s;
@@ -217,7 +220,7 @@ func (sh *instance) start() (*pty.Session, error) {
 	rows, cols := sh.console.Size()
 	return proc.StartPTY(sh.ctx, pty.Options{
 		Argv:            sh.svc.opts.Argv,
-		Dir:             sh.svc.env.Workspace,
+		Dir:             proc.Dir(sh.svc.env.Workspace),
 		Env:             proc.TerminalEnviron(nil),
 		Rows:            rows,
 		Cols:            cols,
