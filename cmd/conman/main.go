@@ -25,6 +25,7 @@ import (
 
 	"github.com/conman-dev/conman/conman"
 	"github.com/conman-dev/conman/conman/auth"
+	"github.com/conman-dev/conman/web/ui"
 
 	// The services the daemon serves.
 	_ "github.com/conman-dev/conman/services/chat"
@@ -48,7 +49,6 @@ import (
 	_ "github.com/conman-dev/conman/services/snapshot"
 	_ "github.com/conman-dev/conman/services/supervise"
 	"github.com/conman-dev/conman/services/tasks"
-	"github.com/conman-dev/conman/web/ui"
 )
 
 func main() {
