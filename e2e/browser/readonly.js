@@ -75,5 +75,15 @@ lib.main(async () => {
   await lib.screenshot(ro, 'read-only');
   lib.checkLogs(rw);
   lib.checkLogs(ro);
+
+  // A token the daemon refuses (here: its footer is damaged, so no key
+  // matches) ends in a clear failure instead of endless reconnecting.
+  const refusedContext = await browser.newContext();
+  const refused = await refusedContext.newPage();
+  const damaged = process.env.CONMAN_TOKEN_RO.replace(/\.[^.]*$/, '.AAAA');
+  await refused.goto(`${lib.base}/#token=${encodeURIComponent(damaged)}`);
+  await refused.waitForFunction(() => window.conmanIDE && window.conmanIDE.status() === 'failed', null, { timeout: 30000 });
+  const reason = await refused.textContent('.ide');
+  if (!reason.includes('refused the access token')) lib.fail(`the failure does not say the token was refused:\n${reason}`);
   await browser.close();
 });

@@ -24,6 +24,10 @@ export type Priority = 'high' | 'normal' | 'low';
 /** A reply, or the note that the channel closed before one came. */
 export type Reply = api.Command & { channelClosed?: unknown };
 
+/** The websocket close code of a refused token, and how many in a row end the retries. */
+const tokenRefused = 1008;
+const maxRefusals = 3;
+
 // Reconnect quickly on loopback, backing off to a few seconds.
 const retryDelay = (tries: number): number => Math.min(200 * 2 ** tries, 3000) + Math.floor(Math.random() * 100);
 
@@ -32,6 +36,8 @@ export class Connection {
   private status: Status = 'connecting';
   private failure = '';
   private everConnected = false;
+  /** Closes with code 1008 (token refused) since the last connection. */
+  private refusals = 0;
   private readonly statusListeners = new Set<(status: Status, detail: string) => void>();
   private readonly chan0Listeners = new Set<(cmd: api.Command) => void>();
   private readonly chan0OpenListeners = new Set<() => void>();
@@ -44,6 +50,7 @@ export class Connection {
     this.client.onConnectionStateChange((state) => {
       if (this.status === 'failed') return;
       if (state === ConnectionState.CONNECTED) {
+        this.refusals = 0;
         if (!this.everConnected) performance.mark('conman:connected');
         this.everConnected = true;
         this.setStatus('connected');
@@ -52,14 +59,33 @@ export class Connection {
       }
     });
     const { token, expires } = this.identity;
+    // The daemon closes with 1008 when it refuses the token. crosis then
+    // asks for a new token, but the page has only the one it was opened
+    // with: after a few refusals in a row, stop and say so. crosis does not
+    // report close codes, so the page's websockets count them.
+    const onRefused = (): void => {
+      this.refusals++;
+    };
+    class CountingWebSocket extends WebSocket {
+      constructor(url: string | URL, protocols?: string | string[]) {
+        super(url, protocols);
+        this.addEventListener('close', (e) => {
+          if (e.code === tokenRefused) onRefused();
+        });
+      }
+    }
     this.client.open(
       {
         context: null,
+        WebSocketClass: CountingWebSocket,
         getNextRetryDelayMs: retryDelay,
         fetchConnectionMetadata: async () => {
           performance.mark('conman:connecting');
           if (expires !== null && expires < Date.now()) {
             return { error: new Error('the access token has expired: open the address the daemon prints again') };
+          }
+          if (this.refusals >= maxRefusals) {
+            return { error: new Error('the daemon refused the access token: open the address the daemon prints again') };
           }
           const secure = location.protocol === 'https:';
           return {

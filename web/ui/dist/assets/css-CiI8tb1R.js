@@ -1,1 +1,0 @@
-export{t as css}from"./lezer-css-Bj1tkLCY.js";

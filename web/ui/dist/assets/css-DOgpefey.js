@@ -1,0 +1,1 @@
+export{t as css}from"./lezer-css-BM0Lu2mi.js";

@@ -1,0 +1,1 @@
+export{t as html}from"./lezer-html-vhk30hZn.js";

@@ -1,1 +1,0 @@
-export{t as javascript}from"./lezer-javascript-DQZ_PCpk.js";

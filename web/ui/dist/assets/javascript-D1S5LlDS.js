@@ -1,0 +1,1 @@
+export{t as javascript}from"./lezer-javascript-CnKa8B-g.js";
